@@ -74,13 +74,27 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+LARGE_FILE = 1 << 30
+
+
 def sha256_path(path: str | os.PathLike) -> str:
-    """Hash a file, or every file of a folder with its relative name."""
+    """Hash a file, or every file of a folder with its relative name.
+
+    Files over 1 GiB (8B-model shards) are fingerprinted by size and modification
+    time instead of content, so checking a stage cache stays fast.
+    """
     path = Path(path)
     if path.is_file():
-        return sha256_file(path)
+        return _file_digest(path)
     digest = hashlib.sha256()
     for child in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(str(child.relative_to(path)).encode())
-        digest.update(sha256_file(child).encode())
+        digest.update(_file_digest(child).encode())
     return digest.hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    stat = path.stat()
+    if stat.st_size > LARGE_FILE:
+        return f"size={stat.st_size},mtime_ns={stat.st_mtime_ns}"
+    return sha256_file(path)

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class Preset:
     eval_steps: int
     select_per_class: int
     cutoff_len: int
+    # LlamaFactory settings that depend on the hardware, not the method
+    llamafactory_overrides: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -48,6 +50,7 @@ PRESETS = {
         model="models/Meta-Llama-3.1-8B-Instruct", template="llama3", sim_users=3000, sim_days=60,
         max_train=None, max_valid=2000, max_natural_test=None, balanced_per_class=500, pool_per_class=500,
         num_train_epochs=8, eval_steps=500, select_per_class=20, cutoff_len=2048,
+        llamafactory_overrides={"disable_gradient_checkpointing": False, "bf16": True},
     ),
 }
 
