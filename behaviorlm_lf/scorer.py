@@ -1,0 +1,185 @@
+"""Exact candidate scoring: log p(answer = candidate | prompt) for a whole candidate set.
+
+B-Tuning selection and evaluation need the probability of every behavior, not one
+generated string. Scoring each (prompt, candidate) pair with its own forward pass
+repeats the long prompt C times; here the prompt runs once and all candidates ride
+in the same forward pass, packed as one sequence ``[prompt][cand_1]...[cand_C]``
+under a tree-shaped attention mask (each candidate sees the prompt and its own
+earlier tokens only) with each candidate's position ids restarting after the
+prompt. Every candidate thus gets exactly the logits it would get alone.
+
+Tokens are those LlamaFactory trains on (``template.encode_oneturn``): the answer
+is scored over all its response tokens, ``<|im_end|>`` and the newline included,
+so a candidate that is a prefix of another ("Video" vs "Video call") is told apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@dataclass
+class ScoreResult:
+    logprobs: np.ndarray  # [N, C] float64, summed answer-token log-probs
+    probs: np.ndarray  # [N, C] softmax over candidates
+    pred: np.ndarray  # [N] int, argmax
+    embeddings: np.ndarray  # [N, H] float32, mean final hidden state over the prompt tokens
+
+
+def load_template(tokenizer, name: str = "smollm2"):
+    """LlamaFactory's chat template; also fixes the tokenizer's special tokens as training does."""
+    from llamafactory.data import get_template_and_fix_tokenizer
+    from llamafactory.hparams import DataArguments
+
+    return get_template_and_fix_tokenizer(tokenizer, DataArguments(template=name))
+
+
+def encode_pair(template, tokenizer, prompt: str, answer: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, answer ids) exactly as LlamaFactory's supervised processor builds them (default system)."""
+    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+    return template.encode_oneturn(tokenizer, messages, system=None)
+
+
+def candidate_ids(template, tokenizer, candidates: Sequence[str], probe_prompt: str) -> list[list[int]]:
+    """Answer ids of every candidate, tokenised once for all prompts.
+
+    LlamaFactory encodes each message on its own, so the answer ids cannot depend on
+    the prompt. Checked on a real and an empty prompt so that a template that merged
+    across the boundary fails loudly instead of scoring the wrong tokens.
+    """
+    pairs = [encode_pair(template, tokenizer, probe_prompt, c) for c in candidates]
+    if any(p != pairs[0][0] for p, _ in pairs) or any(
+        r != encode_pair(template, tokenizer, "", c)[1] for c, (_, r) in zip(candidates, pairs)
+    ):
+        raise ValueError("the template does not split prompt and answer tokens cleanly")
+    return [r for _, r in pairs]
+
+
+class _CandidateBlock:
+    """The packed candidate tokens, identical for every prompt, with what scoring needs per token.
+
+    A candidate's last token is only ever a target (nothing after it is scored), so it
+    is not fed in: the block holds ``cand[:-1]`` for each candidate, about C tokens fewer.
+    """
+
+    def __init__(self, cand_ids: list[list[int]]):
+        ids, seg, pos, targets, src, owner = [], [], [], [], [], []
+        for c, toks in enumerate(cand_ids):
+            start = len(ids)
+            ids += toks[:-1]
+            seg += [c + 1] * (len(toks) - 1)  # 0 is the prompt
+            pos += range(len(toks) - 1)  # added to the prompt length
+            targets += toks
+            # Token k is predicted by input k-1 of its candidate; the first by the last prompt token (-1).
+            src += [-1] + list(range(start, start + len(toks) - 1))
+            owner += [c] * len(toks)
+        self.ids, self.seg, self.pos, self.targets, self.src, self.owner = map(
+            torch.tensor, (ids, seg, pos, targets, src, owner)
+        )
+        self.num = len(cand_ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _pack(prompts: list[list[int]], block: _CandidateBlock, pad_id: int):
+    """Left-padded rows ``[pad][prompt][candidates]``: the candidate block sits in the same columns in every row."""
+    k = len(block)
+    t = max(map(len, prompts)) + k
+    ids = torch.full((len(prompts), t), pad_id)
+    seg = torch.full((len(prompts), t), -1)  # -1 padding, 0 prompt, c+1 candidate c
+    pos = torch.zeros((len(prompts), t), dtype=torch.long)
+    for b, p in enumerate(prompts):
+        n = len(p)
+        ids[b, t - k - n :] = torch.cat([torch.tensor(p), block.ids])
+        seg[b, t - k - n :] = torch.cat([torch.zeros(n, dtype=torch.long), block.seg])
+        pos[b, t - k - n :] = torch.cat([torch.arange(n), n + block.pos])
+    i = torch.arange(t)
+    valid = seg >= 0
+    # Query i sees key j if j <= i, j is a prompt token or in i's own candidate, and neither is padding.
+    mask = (i[:, None] >= i[None, :]) & ((seg[:, None, :] == 0) | (seg[:, :, None] == seg[:, None, :]))
+    mask &= valid[:, :, None] & valid[:, None, :]
+    # Padding attends to itself: some sdpa kernels turn a fully masked row into NaN, and NaN values
+    # leak into every row even through zero attention weights.
+    mask |= torch.eye(t, dtype=torch.bool)
+    return ids, pos, mask[:, None], valid[:, : t - k]
+
+
+class CandidateScorer:
+    """Scores prompts against a candidate set with a (optionally LoRA-merged) causal LM."""
+
+    def __init__(self, model_dir, adapter_dir=None, template: str = "smollm2", device=None, batch_size: int = 8):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        cuda_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.template = load_template(self.tokenizer, template)
+        # sdpa: transformers' masking_utils passes a user 4D mask through unchanged and sdpa reads a bool
+        # mask as True = attend. Eager would add a bool mask to the scores as 0/1; flash-attention kernels
+        # take no arbitrary mask.
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=torch.bfloat16 if cuda_bf16 else torch.float32, attn_implementation="sdpa"
+        )
+        if adapter_dir is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+        self.model = model.to(self.device).eval()
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def _score_batch(self, prompts: list[list[int]], block: _CandidateBlock) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, pos, mask, prompt_valid = (x.to(self.device) for x in _pack(prompts, block, self.tokenizer.pad_token_id))
+        hidden = self.model.get_decoder()(input_ids=ids, attention_mask=mask, position_ids=pos).last_hidden_state
+        start = ids.shape[1] - len(block)  # first candidate column
+        # The LM head only on the positions that predict an answer token, not the whole sequence.
+        logits = self.model.get_output_embeddings()(hidden[:, start + block.src.to(self.device)]).float()
+        targets = block.targets.to(self.device).expand(len(prompts), -1)
+        token_lp = logits.gather(-1, targets[..., None])[..., 0] - logits.logsumexp(-1)
+        lp = torch.zeros(len(prompts), block.num, dtype=torch.float64, device=self.device)
+        lp.index_add_(1, block.owner.to(self.device), token_lp.double())
+        w = prompt_valid[..., None].float()
+        emb = (hidden[:, :start].float() * w).sum(1) / w.sum(1)
+        return lp.cpu(), emb.cpu()
+
+    def score(self, prompts: Sequence[str], candidates: Sequence[str], progress: bool = True) -> ScoreResult:
+        probe = prompts[0] if len(prompts) else ""
+        block = _CandidateBlock(candidate_ids(self.template, self.tokenizer, candidates, probe))
+        prompt_ids = [encode_pair(self.template, self.tokenizer, p, candidates[0])[0] for p in prompts]
+        # Longest first: similar lengths share a batch (little padding), and memory peaks at once.
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompt_ids[i]))
+        logprobs = np.zeros((len(prompts), len(candidates)))
+        embeddings = np.zeros((len(prompts), self.model.config.hidden_size), dtype=np.float32)
+        with tqdm(total=len(prompts), unit="prompt", disable=not progress, desc="scoring") as bar:
+            for s in range(0, len(order), self.batch_size):
+                idx = order[s : s + self.batch_size]
+                lp, emb = self._score_batch([prompt_ids[i] for i in idx], block)
+                logprobs[idx], embeddings[idx] = lp.numpy(), emb.numpy()
+                bar.update(len(idx))
+        probs = np.exp(logprobs - logprobs.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        return ScoreResult(logprobs, probs, logprobs.argmax(1), embeddings)
+
+
+@torch.inference_mode()
+def naive_logprobs(model, tokenizer, template, prompts: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+    """Reference: one full forward per (prompt, candidate), summing the answer tokens' log-probs."""
+    device = next(model.parameters()).device
+    out = np.zeros((len(prompts), len(candidates)))
+    for n, prompt in enumerate(prompts):
+        for c, cand in enumerate(candidates):
+            p, r = encode_pair(template, tokenizer, prompt, cand)
+            ids = torch.tensor([p + r], device=device)
+            # Logits for the last prompt token and all answer tokens but the last: those predicting the answer.
+            logits = model(input_ids=ids, logits_to_keep=len(r) + 1).logits[0, :-1].double()
+            out[n, c] = logits.log_softmax(-1).gather(-1, torch.tensor(r, device=device)[:, None]).sum().item()
+    return out
