@@ -2,7 +2,8 @@
 #   make demo                 embedded data + default model, end to end
 #   make test                 the test suite
 # Variables: PRESET=smoke|cpu|gpu (sizes and model), DATASET=default|foursquare-nyc|mit-placelab|<file>,
-#            MODEL=<HF folder> (overrides the preset's model), NAME=<data set name for a user file>.
+#            MODEL=<HF folder> (overrides the preset's model), NAME=<data set name for a user file>,
+#            EPSILON=<aux ratio, 0.05>, AUX=<alpaca/sharegpt file>, F=<pairs per class>, STRATEGY=dds|random|topk.
 
 PRESET  ?= cpu
 DATASET ?= default
@@ -13,7 +14,11 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PRESET
 
-.PHONY: setup models data demo test clean
+NAME    ?= $(if $(filter default foursquare-nyc mit-placelab,$(DATASET)),$(DATASET),$(basename $(notdir $(DATASET))))
+MODEL_ARG := $(if $(MODEL),--model $(MODEL))
+STAGE_ARGS = --dataset $(NAME) --preset $(PRESET) $(MODEL_ARG)
+
+.PHONY: setup models data a-tune select b-tune demo test bench-train bench-score clean
 
 setup: $(STAMP)
 
@@ -30,10 +35,31 @@ models: $(STAMP)
 	$(PY) -m behaviorlm_lf.models tiny
 
 data: $(STAMP)
-	$(PY) -m behaviorlm_lf.convert --source $(DATASET) --preset $(PRESET) $(if $(NAME),--name $(NAME))
+	$(PY) -m behaviorlm_lf.convert --source $(DATASET) --preset $(PRESET) --name $(NAME)
 
-demo: models data
-	@echo "datasets: data/$(DATASET)/ (registered in dataset_info.json)"
+a-tune: models data
+	$(PY) -m behaviorlm_lf.a_tune $(STAGE_ARGS) $(if $(EPSILON),--epsilon $(EPSILON)) $(if $(AUX),--aux $(AUX))
+
+select: a-tune
+	$(PY) -m behaviorlm_lf.select $(STAGE_ARGS) $(if $(F),--per-class $(F)) $(if $(STRATEGY),--strategy $(STRATEGY))
+
+b-tune: select
+	$(PY) -m behaviorlm_lf.b_tune $(STAGE_ARGS)
+
+demo: b-tune
+	@echo "data sets:         data/$(NAME)/ (registered in dataset_info.json)"
+	@echo "A-Tuning adapter:  saves/$(NAME)/$(PRESET)/a_tune/ (loss curve: training_loss.png)"
+	@echo "selection:         saves/$(NAME)/$(PRESET)/select/scored.csv, pairs in data/$(NAME)/pairs.jsonl"
+	@echo "A-tuned model:     saves/$(NAME)/$(PRESET)/a_merged/"
+	@echo "B-Tuning adapter:  saves/$(NAME)/$(PRESET)/b_tune/ (on top of a_merged)"
+
+bench-train: models
+	$(PY) -m behaviorlm_lf.convert --source default --preset cpu
+	$(PY) -m behaviorlm_lf.bench_train --dataset default
+
+bench-score: models
+	$(PY) -m behaviorlm_lf.convert --source default --preset cpu
+	$(PY) -m behaviorlm_lf.bench_score --prompts data/default/test_natural.jsonl --behaviors data/default/behaviors.json
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -5,7 +5,7 @@
 The auxiliary subset (epsilon x the number of anchor samples, drawn after
 dropping conversations longer than the longest behavior sample) is written to
 ``data/<dataset>/aux_eps<epsilon>.jsonl`` and registered beside the behavior sets.
-The adapter lands in ``saves/<dataset>/<preset>/a_tune/`` (or ``--out``).
+The adapter lands in ``saves/<dataset>/<preset>/a_tune/`` (or ``<--run-dir>/a_tune``).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def a_tune(
     epsilon: float = 0.05,
     aux_path: Path | None = None,
     model: str | None = None,
-    out: Path | None = None,
+    run_dir: Path | None = None,
     data_root: Path = REPO_ROOT / "data",
     dataset_info: Path = DATASET_INFO,
     seed: int = 42,
@@ -76,7 +76,7 @@ def a_tune(
     sizes = get_preset(preset)
     model = model or sizes.model
     data_dir = data_root / dataset
-    out = out or REPO_ROOT / "saves" / dataset / preset / "a_tune"
+    out = Path(run_dir or REPO_ROOT / "saves" / dataset / preset) / "a_tune"
     aux_name, aux_stats = prepare_aux(data_dir, dataset, model, epsilon, aux_path, seed, dataset_info)
     overrides = {
         "model_name_or_path": model,
@@ -114,10 +114,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epsilon", type=float, default=0.05, help="auxiliary examples per anchor sample; 0 = w/o aux")
     parser.add_argument("--aux", type=Path, help="alpaca or sharegpt file (default: the built-in corpus)")
     parser.add_argument("--model", help="Hugging Face model folder (default: the preset's)")
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--run-dir", type=Path, help="default: saves/<dataset>/<preset>; the adapter goes to <run-dir>/a_tune")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(a_tune(args.dataset, args.preset, args.epsilon, args.aux, args.model, args.out))
+    print(a_tune(args.dataset, args.preset, args.epsilon, args.aux, args.model, args.run_dir))
 
 
 if __name__ == "__main__":

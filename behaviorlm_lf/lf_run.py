@@ -36,16 +36,16 @@ def _format(value) -> str:
     return text
 
 
-def cli_command(config: Path, overrides: dict) -> list[str]:
+def cli_command(config: Path, overrides: dict, command: str = "train") -> list[str]:
     """The exact command line, for logs and for users who want to rerun a stage by hand."""
     cli = Path(sys.executable).with_name("llamafactory-cli")
-    return [str(cli if cli.exists() else "llamafactory-cli"), "train", str(config)] + [
+    return [str(cli if cli.exists() else "llamafactory-cli"), command, str(config)] + [
         f"{key}={_format(value)}" for key, value in overrides.items()
     ]
 
 
-def run_llamafactory(config: Path, overrides: dict, output_dir: Path) -> dict:
-    """Train with ``llamafactory-cli``; return its final metrics and logged losses.
+def run_llamafactory(config: Path, overrides: dict, output_dir: Path, command: str = "train") -> dict:
+    """Run ``llamafactory-cli train`` (or ``export``); return its final metrics and logged losses.
 
     The output is streamed to the terminal (LlamaFactory's progress bars) and
     kept in ``output_dir/llamafactory.log``. Intermediate ``checkpoint-*``
@@ -53,7 +53,8 @@ def run_llamafactory(config: Path, overrides: dict, output_dir: Path) -> dict:
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    command = cli_command(config, {**overrides, "output_dir": str(output_dir)})
+    output_key = "export_dir" if command == "export" else "output_dir"
+    command = cli_command(config, {**overrides, output_key: str(output_dir)}, command)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_DISABLED": "true", "TOKENIZERS_PARALLELISM": "false"}
     logger.info("running: %s", " ".join(command))
     started = time.time()

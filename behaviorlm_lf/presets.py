@@ -27,6 +27,8 @@ class Preset:
     num_train_epochs: float
     eval_steps: int
     select_per_class: int
+    b_num_train_epochs: float
+    b_max_samples: int | None
     cutoff_len: int
     # LlamaFactory settings that depend on the hardware, not the method
     llamafactory_overrides: dict = field(default_factory=dict)
@@ -39,17 +41,17 @@ PRESETS = {
     "smoke": Preset(
         model="models/tiny-llama", template="smollm2", sim_users=40, sim_days=7,
         max_train=48, max_valid=16, max_natural_test=32, balanced_per_class=4, pool_per_class=4,
-        num_train_epochs=1, eval_steps=3, select_per_class=2, cutoff_len=1024,
+        num_train_epochs=1, eval_steps=3, select_per_class=2, b_num_train_epochs=1, b_max_samples=8, cutoff_len=1024,
     ),
     "cpu": Preset(
         model="models/SmolLM2-135M-Instruct", template="smollm2", sim_users=300, sim_days=28,
-        max_train=400, max_valid=48, max_natural_test=400, balanced_per_class=20, pool_per_class=12,
-        num_train_epochs=1, eval_steps=25, select_per_class=3, cutoff_len=1024,
+        max_train=200, max_valid=32, max_natural_test=400, balanced_per_class=20, pool_per_class=8,
+        num_train_epochs=1, eval_steps=10, select_per_class=2, b_num_train_epochs=1, b_max_samples=None, cutoff_len=1024,
     ),
     "gpu": Preset(
         model="models/Meta-Llama-3.1-8B-Instruct", template="llama3", sim_users=3000, sim_days=60,
         max_train=None, max_valid=2000, max_natural_test=None, balanced_per_class=500, pool_per_class=500,
-        num_train_epochs=8, eval_steps=500, select_per_class=20, cutoff_len=2048,
+        num_train_epochs=8, eval_steps=500, select_per_class=20, b_num_train_epochs=3, b_max_samples=None, cutoff_len=2048,
         llamafactory_overrides={"disable_gradient_checkpointing": False, "bf16": True},
     ),
 }

@@ -20,7 +20,7 @@ def smoke_data(tmp_path_factory):
 def test_a_tune_trains_an_adapter_on_anchor_samples_plus_aux(smoke_data, tiny_model, caplog):
     root = smoke_data
     kwargs = dict(preset="smoke", model=str(tiny_model), data_root=root / "data", dataset_info=root / "dataset_info.json")
-    out = a_tune("default", out=root / "a_tune", **kwargs)
+    out = a_tune("default", run_dir=root / "run", **kwargs)
     assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
     assert not list(out.glob("checkpoint-*"))
 
@@ -38,7 +38,7 @@ def test_a_tune_trains_an_adapter_on_anchor_samples_plus_aux(smoke_data, tiny_mo
     assert (out / "training_loss.png").is_file()
 
     with caplog.at_level("INFO"):
-        a_tune("default", out=root / "a_tune", **kwargs)
+        a_tune("default", run_dir=root / "run", **kwargs)
     assert "reusing" in caplog.text
 
 
