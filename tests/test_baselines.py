@@ -1,0 +1,174 @@
+"""Baselines on toy sets with a known answer, on the smoke data, and through the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from behaviorlm_lf.baselines import METHODS, SASRec, SASRecNetwork, main, make_baseline, read_set
+from behaviorlm_lf.convert import convert
+from behaviorlm_lf.fileio import BadInputError
+from behaviorlm_lf.metrics import PAPER_METRICS, evaluate
+
+LETTERS = [chr(ord("a") + i) for i in range(10)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The suite shares a 2-core machine; SASRec's small matrices gain nothing from more threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("baselines")
+    out = convert("default", preset="smoke", data_root=root / "data", dataset_info=root / "dataset_info.json")
+    return root, out
+
+
+def toy_frame(histories, labels, hours=None, places=None) -> pd.DataFrame:
+    """The columns baselines read, for hand-made samples."""
+    n = len(labels)
+    return pd.DataFrame(
+        {
+            "hist_behavior": [list(h) for h in histories],
+            "hour": hours if hours is not None else [12] * n,
+            "place": places if places is not None else ["home"] * n,
+            "label": labels,
+        }
+    )
+
+
+def rule_sequences(n: int, length: int, step: int, rng: np.random.Generator, names=LETTERS) -> tuple[list, list]:
+    """Sequences where each behavior is followed by the one ``step`` places later (cyclic): next = f(last)."""
+    starts = rng.integers(len(names), size=n)
+    codes = (starts[:, None] + step * np.arange(length + 1)[None, :]) % len(names)
+    sequences = np.asarray(names, dtype=object)[codes]
+    return [list(s[:-1]) for s in sequences], list(sequences[:, -1])
+
+
+def test_popularity_on_a_skewed_set_finds_the_majority():
+    labels = ["a"] * 90 + LETTERS[1:] + ["b"]  # 90% a, the rest spread over the other nine
+    frame = toy_frame([["a"]] * len(labels), labels)
+    model = make_baseline("popularity", LETTERS).fit(frame)
+    probs = model.predict_proba(frame)
+    behaviors = [{"name": n, "group": "anchor", "report_group": "head"} for n in LETTERS]
+    result = evaluate(labels, probs, LETTERS, behaviors, balanced=False)
+    assert result["rec_w"] == pytest.approx(0.9) and result["rec_w"] > 1 / len(LETTERS)
+    assert probs[0, 0] == pytest.approx(91 / 110)  # add-one smoothing: (90 + 1) / (100 + 10)
+    assert (probs > 0).all()
+
+
+def test_context_backs_off_from_hour_place_to_place_to_popularity():
+    labels = ["b", "b", "c", "c", "c", "a", "a", "a", "a", "a"]
+    hours = [8, 8, 9, 9, 9, 20, 20, 20, 20, 20]
+    places = ["work", "work", "work", "work", "work", "home", "home", "home", "home", "home"]
+    model = make_baseline("context", LETTERS).fit(toy_frame([["a"]] * 10, labels, hours, places))
+    test = toy_frame([["a"]] * 4, ["a"] * 4, hours=[8, 9, 23, 23], places=["work", "work", "work", "park"])
+    predicted = [LETTERS[i] for i in model.predict_proba(test).argmax(axis=1)]
+    # seen (8, work) -> b although c is more frequent at work; unseen (23, work) -> work's c; unseen park -> a
+    assert predicted == ["b", "c", "c", "a"]
+    assert model.predict_proba(test).sum(axis=1) == pytest.approx(np.ones(4))
+
+
+def test_markov_learns_a_deterministic_transition_perfectly():
+    rng = np.random.default_rng(0)
+    model = make_baseline("markov", LETTERS).fit(toy_frame(*rule_sequences(60, 5, 3, rng)))
+    histories, labels = rule_sequences(40, 5, 3, rng)
+    probs = model.predict_proba(toy_frame(histories, labels))
+    assert [LETTERS[i] for i in probs.argmax(axis=1)] == labels
+
+
+def test_markov_backs_off_to_popularity_for_an_unseen_state():
+    candidates = LETTERS[:3]
+    train = toy_frame([["a", "b"], ["a", "b"], ["b", "a"]], ["a", "a", "b"])
+    model = make_baseline("markov", candidates).fit(train)
+    probs = model.predict_proba(toy_frame([["a", "c"], ["a", "b"]], ["a", "a"]))
+    assert probs[0] == pytest.approx(make_baseline("popularity", candidates).fit(train).probs_)
+    # state b is followed by a three times (twice as the label, once inside a history), by nothing else
+    assert probs[1] == pytest.approx(np.array([1 + 3, 1, 1]) / (3 + 3))
+
+
+def test_sasrec_learns_next_equals_f_of_last():
+    rng = np.random.default_rng(1)
+    train, valid, test = (toy_frame(*rule_sequences(n, 8, 3, rng)) for n in (300, 50, 100))
+    started = time.perf_counter()
+    model = SASRec(LETTERS, epochs=40, patience=5, seed=0).fit(train, valid)
+    elapsed = time.perf_counter() - started
+    accuracy = (model.predict_proba(test).argmax(axis=1) == [LETTERS.index(y) for y in test["label"]]).mean()
+    assert accuracy > 0.9, model.fit_info_
+    assert elapsed < 30
+    assert model.fit_info_["valid_accuracy"] > 0.9
+
+
+def test_sasrec_attention_is_causal():
+    network = SASRecNetwork(n_items=10, max_len=6, hidden=16, blocks=2, heads=1, dropout=0.2).eval()
+    items = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    changed = items.clone()
+    changed[0, 4:] = torch.tensor([0, 9])
+    with torch.no_grad():
+        before, after = network(items), network(changed)
+    assert torch.equal(before[:, :4], after[:, :4])  # positions 0-3 never see positions 4 and 5
+    assert not torch.allclose(before[:, 4:], after[:, 4:])
+
+
+def test_sasrec_is_seeded():
+    rng = np.random.default_rng(2)
+    train = toy_frame(*rule_sequences(64, 6, 1, rng))
+    first, second = (SASRec(LETTERS, epochs=2, seed=7).fit(train).predict_proba(train) for _ in range(2))
+    assert np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_baseline_scores_the_smoke_data(smoke, method):
+    _, out = smoke
+    candidates = json.loads((out / "behaviors.json").read_text())["candidates"]
+    train, valid, test = (
+        read_set(out / f"{name}.parquet", candidates) for name in ("all_train", "valid", "test_balanced")
+    )
+    model = make_baseline(method, candidates, epochs=3).fit(train, valid)
+    probs = model.predict_proba(test)
+    assert probs.shape == (len(test), len(candidates))
+    assert np.isfinite(probs).all() and (probs >= 0).all()
+    assert probs.sum(axis=1) == pytest.approx(np.ones(len(test)))
+
+
+@pytest.mark.parametrize("method", ["popularity", "sasrec"])
+def test_cli_writes_the_six_paper_metrics(smoke, method):
+    root, _ = smoke
+    reports = root / "reports"
+    main(
+        [
+            "--dataset",
+            "default",
+            "--method",
+            method,
+            "--epochs",
+            "2",
+            "--reports",
+            str(reports),
+            "--data-root",
+            str(root / "data"),
+        ]
+    )
+    metrics = json.loads((reports / "default" / method / "metrics.json").read_text())
+    assert metrics["method"] == method
+    for key in PAPER_METRICS:
+        assert metrics[key] is None or 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["prec_w"] is not None and metrics["overall"] is not None
+    assert metrics["extra"]["train_samples"] > 0 and metrics["extra"]["seed"] == 0
+
+
+def test_read_set_names_an_unknown_behavior(tmp_path):
+    path = tmp_path / "set.parquet"
+    toy_frame([["a", "b"], ["a", "zebra"]], ["a", "b"]).to_parquet(path)
+    with pytest.raises(BadInputError, match="row 2, field 'hist_behavior'.*zebra"):
+        read_set(path, LETTERS)

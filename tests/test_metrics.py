@@ -1,0 +1,175 @@
+"""Metrics against hand-computed cases: a class never predicted, a class absent from the set, group means, top-k."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+from behaviorlm_lf.metrics import (
+    PAPER_METRICS,
+    confusion_frame,
+    evaluate,
+    per_class_table,
+    top_k_hits,
+    weighted_precision_recall,
+    write_report,
+)
+
+CANDIDATES = ["a", "b", "c", "d"]
+BEHAVIORS = [
+    {"name": "a", "group": "anchor", "report_group": "head"},
+    {"name": "b", "group": "anchor", "report_group": "medium"},
+    {"name": "c", "group": "tail", "report_group": "tail"},
+    {"name": "d", "group": "tail", "report_group": "tail"},
+]
+# c is in the set but never predicted; d is predicted once but absent from the set.
+Y_TRUE = ["a", "a", "a", "b", "b", "c"]
+Y_PRED = ["a", "a", "d", "b", "a", "b"]
+CONFUSION = [  # rows true a..d, columns predicted a..d
+    [2, 0, 0, 1],
+    [1, 1, 0, 0],
+    [0, 1, 0, 0],
+    [0, 0, 0, 0],
+]
+
+
+def scores_for(predictions: list[str], second: list[str] | None = None) -> np.ndarray:
+    """Probabilities whose argmax is ``predictions`` (and runner-up ``second``)."""
+    scores = np.full((len(predictions), len(CANDIDATES)), 0.1)
+    for row, name in enumerate(predictions):
+        scores[row, CANDIDATES.index(name)] = 0.6
+        if second is not None:
+            scores[row, CANDIDATES.index(second[row])] = 0.2
+    return scores / scores.sum(axis=1, keepdims=True)
+
+
+def test_confusion_matrix_by_hand():
+    frame = confusion_frame(Y_TRUE, Y_PRED, CANDIDATES)
+    assert frame.to_numpy().tolist() == CONFUSION
+    assert frame.index.tolist() == frame.columns.tolist() == CANDIDATES
+
+
+def test_weighted_precision_and_recall_by_hand():
+    precision, recall = weighted_precision_recall(Y_TRUE, Y_PRED)
+    # per present class (a, b, c; support 3, 2, 1): precision 2/3, 1/2, 0 (never predicted); recall 2/3, 1/2, 0
+    assert precision == pytest.approx((3 * 2 / 3 + 2 * 1 / 2 + 1 * 0) / 6)
+    assert recall == pytest.approx(3 / 6)
+
+
+def test_per_class_table_by_hand():
+    table = per_class_table(Y_TRUE, Y_PRED, CANDIDATES, BEHAVIORS).set_index("name")
+    assert table["support"].tolist() == [3, 2, 1, 0]
+    assert table["correct"].tolist() == [2, 1, 0, 0]
+    assert table["predicted"].tolist() == [3, 2, 0, 1]
+    assert table.loc[["a", "b", "c"], "accuracy"].tolist() == pytest.approx([2 / 3, 1 / 2, 0.0])
+    assert math.isnan(table.loc["d", "accuracy"])  # absent from the set: undefined, not 0
+    assert table.loc[["a", "b", "d"], "precision"].tolist() == pytest.approx([2 / 3, 1 / 2, 0.0])
+    assert math.isnan(table.loc["c", "precision"])  # never predicted
+    assert table["report_group"].tolist() == ["head", "medium", "tail", "tail"]
+
+
+def test_balanced_group_means_by_hand():
+    result = evaluate(Y_TRUE, scores_for(Y_PRED), CANDIDATES, BEHAVIORS, balanced=True)
+    assert result["overall"] == pytest.approx((2 / 3 + 1 / 2 + 0) / 3)
+    assert result["head"] == pytest.approx(2 / 3)
+    assert result["medium"] == pytest.approx(1 / 2)
+    assert result["tail"] == pytest.approx(0.0)  # c only: d is absent and does not count
+
+
+def test_group_without_a_present_class_is_nan():
+    result = evaluate(["a", "c", "c"], scores_for(["a", "c", "a"]), CANDIDATES, BEHAVIORS, balanced=True)
+    assert math.isnan(result["medium"])
+    assert result["overall"] == pytest.approx((1.0 + 0.5) / 2)
+    assert result["tail"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_weighted_recall_is_accuracy_and_overall_is_balanced_accuracy(seed):
+    rng = np.random.default_rng(seed)
+    names = [f"class{i}" for i in range(12)]
+    behaviors = [{"name": n, "group": "anchor", "report_group": "head"} for n in names]
+    y_true = list(rng.choice(names, size=200, p=np.r_[0.5, np.full(11, 0.5 / 11)]))
+    scores = rng.random((200, len(names)))
+    y_pred = [names[i] for i in scores.argmax(axis=1)]
+    natural = evaluate(y_true, scores, names, behaviors, balanced=False)
+    assert natural["rec_w"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert natural["rec_w"] == pytest.approx(natural["hit@1"])
+    with warnings.catch_warnings():  # sklearn warns when a predicted class is absent from y_true, as here it may be
+        warnings.simplefilter("ignore", UserWarning)
+        reference = balanced_accuracy_score(y_true, y_pred)
+    balanced = evaluate(y_true, scores, names, behaviors, balanced=True)
+    assert balanced["overall"] == pytest.approx(reference)
+
+
+def test_top_k_by_hand():
+    scores = np.array(
+        [
+            [0.4, 0.3, 0.2, 0.1],  # label a: rank 1
+            [0.4, 0.3, 0.2, 0.1],  # label c: rank 3
+            [0.1, 0.2, 0.3, 0.4],  # label a: rank 4
+            [0.25, 0.25, 0.25, 0.25],  # label a, all tied: ties go to the lower index, rank 1
+        ]
+    )
+    labels = np.array([0, 2, 0, 0])
+    assert top_k_hits(scores, labels) == {"hit@1": 0.5, "hit@3": 0.75, "hit@5": 1.0}  # k = 5 > C covers all
+
+
+def test_bad_scores_and_labels_are_refused():
+    with pytest.raises(ValueError, match="shape"):
+        evaluate(Y_TRUE, np.zeros((len(Y_TRUE), 3)), CANDIDATES, BEHAVIORS, balanced=False)
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate(Y_TRUE, np.full((len(Y_TRUE), 4), np.nan), CANDIDATES, BEHAVIORS, balanced=False)
+    with pytest.raises(ValueError, match="not in the candidate list"):
+        evaluate(["a", "zebra"], np.zeros((2, 4)), CANDIDATES, BEHAVIORS, balanced=False)
+
+
+def test_write_report_files_and_json(tmp_path):
+    # runner-ups put every label but the last (c) in its top 3
+    natural = (Y_TRUE, scores_for(Y_PRED, second=["b", "b", "a", "a", "b", "d"]))
+    balanced = (["a", "c", "c"], scores_for(["a", "c", "a"]))
+    out = tmp_path / "reports" / "toy"
+    metrics = write_report(out, "toy", natural, balanced, CANDIDATES, BEHAVIORS, extra={"seed": np.int64(3)})
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [
+            "metrics.json",
+            "per_class.csv",
+            "confusion_natural.csv",
+            "confusion_balanced.csv",
+            "predictions_natural.csv",
+            "predictions_balanced.csv",
+        ]
+    )
+    stored = json.loads((out / "metrics.json").read_text())
+    assert stored == metrics
+    assert set(PAPER_METRICS) <= set(stored)
+    assert stored["medium"] is None  # NaN -> null
+    assert stored["rec_w"] == pytest.approx(0.5) and stored["overall"] == pytest.approx(0.75)
+    assert stored["natural_hit@1"] == pytest.approx(0.5) and stored["natural_hit@3"] == pytest.approx(5 / 6)
+    assert stored["extra"] == {"seed": 3}
+    confusion = pd.read_csv(out / "confusion_natural.csv", index_col=0)
+    assert confusion.to_numpy().tolist() == CONFUSION
+    predictions = pd.read_csv(out / "predictions_natural.csv")
+    assert predictions.columns.tolist() == ["index", "label", "prediction", "p_label", "top3"]
+    assert predictions["prediction"].tolist() == Y_PRED
+    assert predictions["top3"].iloc[0] == "a|b|c"
+    assert predictions["p_label"].tolist() == pytest.approx(natural[1][np.arange(6), [0, 0, 0, 1, 1, 2]])
+    per_class = pd.read_csv(out / "per_class.csv")
+    assert stored["per_class_set"] == "balanced" and per_class["support"].tolist() == [1, 0, 2, 0]
+
+
+def test_write_report_natural_only_and_failure_keeps_previous(tmp_path):
+    out = tmp_path / "report"
+    metrics = write_report(out, "toy", (Y_TRUE, scores_for(Y_PRED)), None, CANDIDATES, BEHAVIORS)
+    assert metrics["overall"] is None and metrics["prec_w"] == pytest.approx(0.5)
+    assert not (out / "predictions_balanced.csv").exists()
+    before = (out / "metrics.json").read_text()
+    with pytest.raises(ValueError):
+        write_report(out, "toy", (Y_TRUE, scores_for(Y_PRED)), (["a"], np.zeros((1, 2))), CANDIDATES, BEHAVIORS)
+    assert (out / "metrics.json").read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]
