@@ -18,7 +18,11 @@ NAME    ?= $(if $(filter default foursquare-nyc mit-placelab,$(DATASET)),$(DATAS
 MODEL_ARG := $(if $(MODEL),--model $(MODEL))
 STAGE_ARGS = --dataset $(NAME) --preset $(PRESET) $(MODEL_ARG)
 
-.PHONY: setup models data a-tune select b-tune demo test bench-train bench-score clean
+RUN     ?= b_tune
+METHOD  ?= popularity
+SEEDS   ?= 0 1 2
+
+.PHONY: setup models data a-tune select b-tune demo eval baseline benchmark test bench bench-train bench-score clean
 
 setup: $(STAMP)
 
@@ -60,6 +64,17 @@ bench-train: models
 bench-score: models
 	$(PY) -m behaviorlm_lf.convert --source default --preset cpu
 	$(PY) -m behaviorlm_lf.bench_score --prompts data/default/test_natural.jsonl --behaviors data/default/behaviors.json
+
+eval: models data
+	$(PY) -m behaviorlm_lf.eval --dataset $(NAME) --preset $(PRESET) --run $(RUN) $(if $(GENERATE),--generate)
+
+baseline: data
+	$(PY) -m behaviorlm_lf.baselines --dataset $(NAME) --method $(METHOD)
+
+benchmark: models
+	$(PY) -m behaviorlm_lf.benchmark --source $(DATASET) --preset $(PRESET) --seeds $(SEEDS)
+
+bench: bench-train bench-score
 
 test: $(STAMP)
 	$(PY) -m pytest -q

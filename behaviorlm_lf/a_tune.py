@@ -19,7 +19,7 @@ from pathlib import Path
 from .aux_corpus import BUILTIN_CORPUS, load_corpus, select_aux
 from .cache import code_files, run_stage
 from .convert import DATASET_INFO, REPO_ROOT, register
-from .fileio import atomic_output
+from .fileio import atomic_output, read_jsonl
 from .lf_run import CONFIG_DIR, run_llamafactory
 from .presets import get_preset
 
@@ -29,18 +29,13 @@ A_TUNE_CONFIG = CONFIG_DIR / "a_tune.yaml"
 AUX_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "history": "history"}
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
-
-
 def prepare_aux(
     data_dir: Path, dataset: str, model: str, epsilon: float, aux_path: Path | None, seed: int, dataset_info: Path
 ) -> tuple[str | None, dict]:
     """Draw and register the auxiliary subset; return its registry name (None for epsilon 0) and stats."""
     from transformers import AutoTokenizer
 
-    anchor = read_jsonl(data_dir / "anchor_train.jsonl")
+    anchor = read_jsonl(data_dir / "anchor_train.jsonl")  # epsilon is relative to the anchor samples
     tokenizer = AutoTokenizer.from_pretrained(model)
 
     def count_tokens(text: str) -> int:
@@ -72,7 +67,13 @@ def a_tune(
     data_root: Path = REPO_ROOT / "data",
     dataset_info: Path = DATASET_INFO,
     seed: int = 42,
+    train_set: str = "anchor_train",
 ) -> Path:
+    """Train the A-Tuning adapter into ``<run_dir>/a_tune``.
+
+    ``train_set="all_train"`` (with the same LoRA budget) is the full fine-tuning
+    baseline; ``model`` may be any folder, e.g. a merged model for a curriculum.
+    """
     sizes = get_preset(preset)
     model = model or sizes.model
     data_dir = data_root / dataset
@@ -82,7 +83,7 @@ def a_tune(
         "model_name_or_path": model,
         "template": sizes.template,
         "dataset_dir": str(dataset_info.parent),
-        "dataset": [f"{dataset}_anchor_train"] + ([aux_name] if aux_name else []),
+        "dataset": [f"{dataset}_{train_set}"] + ([aux_name] if aux_name else []),
         "eval_dataset": f"{dataset}_valid",
         "cutoff_len": sizes.cutoff_len,
         "num_train_epochs": sizes.num_train_epochs,
@@ -92,7 +93,7 @@ def a_tune(
         **sizes.llamafactory_overrides,
     }
     inputs = {
-        "anchor_train": data_dir / "anchor_train.jsonl",
+        "train_set": data_dir / f"{train_set}.jsonl",
         "valid": data_dir / "valid.jsonl",
         "model": Path(model),
         "config": A_TUNE_CONFIG,

@@ -46,18 +46,20 @@ def b_tune(
     data_root: Path = REPO_ROOT / "data",
     seed: int = 42,
     extra: dict | None = None,
+    from_base: bool = False,
 ) -> Path:
     """Train the B-Tuning adapter; ``adapter=None`` uses the preset's A-Tuning output.
 
     Outputs go to ``run_dir`` (default ``saves/<dataset>/<preset>``). Returns the
-    adapter folder; evaluate it on top of ``<run_dir>/a_merged``.
+    adapter folder; evaluate it on top of ``<run_dir>/a_merged``. ``from_base``
+    trains on the backbone itself (the "w/o A-Tuning" ablation).
     """
     sizes = get_preset(preset)
     model = model or sizes.model
     run_dir = Path(run_dir or REPO_ROOT / "saves" / dataset / preset)
     adapter = Path(adapter or run_dir / "a_tune")
     config, kind = VARIANTS[variant]
-    merged = merge_adapter(model, adapter, sizes.template, run_dir / f"a_merged{'' if adapter == run_dir / 'a_tune' else '_' + adapter.name}")
+    merged = Path(model) if from_base else merge_adapter(model, adapter, sizes.template, run_dir / "a_merged")
     out = run_dir / f"b_tune{'' if variant == 'dpo' else '_' + variant}{pairs_suffix}"
     train_set = f"{dataset}_{kind}{pairs_suffix}"
     overrides = {
@@ -73,7 +75,7 @@ def b_tune(
         **(extra or {}),
     }
     inputs = {
-        "merged": merged / "manifest.json",
+        "merged": merged if from_base else merged / "manifest.json",
         "train_set": data_root / dataset / f"{kind}{pairs_suffix}.jsonl",
         "config": config,
     } | code_files("b_tune", "lf_run")

@@ -26,6 +26,7 @@ import numpy as np
 
 from .scorer import CandidateScorer, encode_pair, naive_logprobs
 
+
 def read_prompts(path: Path, n: int) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]

@@ -11,9 +11,9 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 from .fileio import atomic_output, sha256_path, write_json
 

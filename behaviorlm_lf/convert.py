@@ -84,8 +84,7 @@ def write_sets(sets: SampleSets, config: SampleConfig, out_dir: Path) -> dict:
                 frame.insert(0, "sample_id", [f"{name}-{i}" for i in range(start, start + len(frame))])
                 frame["wording"] = wordings[start : start + len(frame)]
                 frame["prompt"] = [renderer.render_row(row) for row in frame.itertuples(index=False)]
-                for prompt, label in zip(frame["prompt"], frame["label"]):
-                    jsonl.write(json.dumps({"instruction": prompt, "input": "", "output": label}, ensure_ascii=False) + "\n")
+                jsonl.writelines(json.dumps({"instruction": prompt, "input": "", "output": label}, ensure_ascii=False) + "\n" for prompt, label in zip(frame["prompt"], frame["label"]))
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 if writer is None:
                     writer = pq.ParquetWriter(out_dir / f"{name}.parquet", table.schema)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .a_tune import read_jsonl
 from .cache import code_files, run_stage
 from .convert import DATASET_INFO, REPO_ROOT
+from .fileio import read_jsonl
 from .lf_run import CONFIG_DIR, run_llamafactory
 from .metrics import write_report
 from .predict import resolve_run

@@ -11,10 +11,10 @@ Nothing here touches a model hub.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import time
-import importlib.util
 from pathlib import Path
 
 from .fileio import atomic_output

@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -33,20 +36,17 @@ class Preset:
     # LlamaFactory settings that depend on the hardware, not the method
     llamafactory_overrides: dict = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 PRESETS = {
     "smoke": Preset(
         model="models/tiny-llama", template="smollm2", sim_users=40, sim_days=7,
-        max_train=48, max_valid=16, max_natural_test=32, balanced_per_class=4, pool_per_class=4,
-        num_train_epochs=1, eval_steps=3, select_per_class=2, b_num_train_epochs=1, b_max_samples=8, cutoff_len=1024,
+        max_train=32, max_valid=16, max_natural_test=32, balanced_per_class=4, pool_per_class=4,
+        num_train_epochs=1, eval_steps=2, select_per_class=2, b_num_train_epochs=1, b_max_samples=8, cutoff_len=1024,
     ),
     "cpu": Preset(
         model="models/SmolLM2-135M-Instruct", template="smollm2", sim_users=300, sim_days=28,
-        max_train=200, max_valid=32, max_natural_test=400, balanced_per_class=20, pool_per_class=8,
-        num_train_epochs=1, eval_steps=10, select_per_class=2, b_num_train_epochs=1, b_max_samples=None, cutoff_len=1024,
+        max_train=128, max_valid=32, max_natural_test=400, balanced_per_class=20, pool_per_class=6,
+        num_train_epochs=1, eval_steps=8, select_per_class=2, b_num_train_epochs=1, b_max_samples=None, cutoff_len=1024,
     ),
     "gpu": Preset(
         model="models/Meta-Llama-3.1-8B-Instruct", template="llama3", sim_users=3000, sim_days=60,
@@ -58,7 +58,8 @@ PRESETS = {
 
 
 def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise SystemExit(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+    """The preset, with its model folder resolved against the repo root (where ``make models`` puts it)."""
+    if name not in PRESETS:
+        raise SystemExit(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    preset = PRESETS[name]
+    return replace(preset, model=str(REPO_ROOT / preset.model))

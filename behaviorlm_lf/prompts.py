@@ -6,8 +6,8 @@ training and in testing alike, so the model does not latch onto one phrasing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import jinja2
 import numpy as np

@@ -9,7 +9,6 @@ the file, the 1-based data row and the field.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import time

@@ -55,7 +55,7 @@ class EventArrays:
     users: list[str]
 
     @classmethod
-    def from_frame(cls, events: pd.DataFrame) -> "EventArrays":
+    def from_frame(cls, events: pd.DataFrame) -> EventArrays:
         places = events["place"].astype("category")
         behaviors = events["behavior"].astype("category")
         users = events["user"].astype("category")
@@ -96,9 +96,9 @@ def filter_behaviors(events: pd.DataFrame, top_k: int | None, min_count: int | N
     kept = events[events["behavior"].isin(keep)].reset_index(drop=True)
     kept["behavior"] = kept["behavior"].astype(str).astype("category")
     stats = {
-        "behaviors_in": int(len(counts)),
-        "behaviors_kept": int(len(keep)),
-        "events_in": int(len(events)),
+        "behaviors_in": len(counts),
+        "behaviors_kept": len(keep),
+        "events_in": len(events),
         "events_dropped_by_label_cut": int(len(events) - len(kept)),
     }
     if len(keep) < len(counts):
@@ -115,7 +115,7 @@ def build_sample_sets(events: pd.DataFrame, config: SampleConfig, source: str = 
     lengths = np.diff(np.r_[starts, n_events])
     position = np.arange(n_events) - np.repeat(starts, lengths)
     short_users = int((lengths <= config.history_len).sum())
-    stats.update(users_in=int(len(starts)), users_skipped_too_few_events=short_users)
+    stats.update(users_in=len(starts), users_skipped_too_few_events=short_users)
     if short_users:
         logger.info("skipped %d users with %d or fewer events (need history_len + 1)", short_users, config.history_len)
     targets = np.flatnonzero(position >= config.history_len)
@@ -146,8 +146,8 @@ def build_sample_sets(events: pd.DataFrame, config: SampleConfig, source: str = 
     behavior_table["balanced_test"] = balanced_counts
     short = behavior_table.loc[balanced_counts < config.balanced_per_class, "name"].tolist()
     stats.update(
-        samples_by_split={name: int(len(idx)) for name, idx in by_split.items()},
-        set_sizes={name: int(len(idx)) for name, idx in sets.items()},
+        samples_by_split={name: len(idx) for name, idx in by_split.items()},
+        set_sizes={name: len(idx) for name, idx in sets.items()},
         balanced_short_classes=short,
     )
     if short:

@@ -26,10 +26,9 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import kmeans_plusplus
 
-from .a_tune import read_jsonl
 from .cache import code_files, run_stage
 from .convert import DATASET_INFO, REPO_ROOT, register
-from .fileio import atomic_output
+from .fileio import atomic_output, read_jsonl
 from .presets import get_preset
 
 logger = logging.getLogger(__name__)
@@ -95,10 +94,13 @@ def select(
     data_root: Path = REPO_ROOT / "data",
     dataset_info: Path = DATASET_INFO,
     seed: int = 42,
+    from_base: bool = False,
 ) -> Path:
     """Score the pool, select, and write and register the pairs; returns the output folder.
 
-    Outputs go to ``run_dir`` (default ``saves/<dataset>/<preset>``), which also holds the A-Tuning adapter.
+    Outputs go to ``run_dir`` (default ``saves/<dataset>/<preset>``), which also
+    holds the A-Tuning adapter; ``from_base`` scores with the backbone itself
+    (the "w/o A-Tuning" ablation).
     """
     from .scorer import CandidateScorer
 
@@ -111,10 +113,10 @@ def select(
     out = run_dir / f"select{suffix}"
     data_dir = data_root / dataset
     inputs = {"pool": data_dir / "pool.jsonl", "behaviors": data_dir / "behaviors.json", "model": Path(model)}
-    if adapter is not None and Path(adapter).exists():
+    if not from_base:
         inputs["adapter"] = Path(adapter) / "adapter_model.safetensors"
     inputs |= code_files("select", "scorer")
-    config = {"per_class": per_class, "lam": lam, "strategy": strategy, "seed": seed, "template": sizes.template}
+    config = {"per_class": per_class, "lam": lam, "strategy": strategy, "seed": seed, "template": sizes.template, "from_base": from_base}
 
     def build(tmp: Path) -> dict:
         vocabulary = json.loads((data_dir / "behaviors.json").read_text(encoding="utf-8"))
@@ -123,7 +125,7 @@ def select(
         is_anchor = np.array([groups[c] == "anchor" for c in candidates])
         pool = read_jsonl(data_dir / "pool.jsonl")
         label = np.array([candidates.index(r["output"]) for r in pool])
-        scorer = CandidateScorer(model, adapter_dir=inputs.get("adapter") and adapter, template=sizes.template)
+        scorer = CandidateScorer(model, adapter_dir=None if from_base else adapter, template=sizes.template)
         result = scorer.score([r["instruction"] for r in pool], candidates)
         p_true = result.probs[np.arange(len(label)), label]
         scored = pd.DataFrame(

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from behaviorlm_lf.a_tune import a_tune, prepare_aux, read_jsonl
+from behaviorlm_lf.a_tune import a_tune, prepare_aux
 from behaviorlm_lf.convert import convert
+from behaviorlm_lf.fileio import read_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ def test_report_holds_the_six_metrics_and_per_sample_predictions(smoke_data, tin
     for key in ("prec_w", "rec_w", "overall"):
         assert 0.0 <= metrics[key] <= 1.0
     natural = pd.read_csv(out / "predictions_natural.csv")
-    expected_n = sum(1 for _ in open(root / "data/default/test_natural.jsonl"))
+    expected_n = len((root / "data/default/test_natural.jsonl").read_text().splitlines())
     assert len(natural) == expected_n == metrics["natural_n"]
     assert metrics["rec_w"] == pytest.approx((natural["label"] == natural["prediction"]).mean())
     assert (out / "per_class.csv").is_file() and (out / "confusion_balanced.csv").is_file()

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behaviorlm_lf.a_tune import a_tune, read_jsonl
+from behaviorlm_lf.a_tune import a_tune
 from behaviorlm_lf.b_tune import b_tune
 from behaviorlm_lf.convert import convert
+from behaviorlm_lf.fileio import read_jsonl
 from behaviorlm_lf.scorer import CandidateScorer
 from behaviorlm_lf.select import select
 from behaviorlm_lf.simulator import simulate_events

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from behaviorlm_lf.prompts import WORDINGS, PromptRenderer, draw_wordings, format_event
-from behaviorlm_lf.prompts import TEMPLATE_DIR
+from behaviorlm_lf.prompts import TEMPLATE_DIR, WORDINGS, PromptRenderer, draw_wordings, format_event
 
 CANDIDATES = ["Exercise", "Music", "Short video", "Taxi"]
 

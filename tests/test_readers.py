@@ -6,11 +6,10 @@ import gzip
 
 import pandas as pd
 import pytest
+from conftest import shared_file
 
 from behaviorlm_lf.fileio import BadInputError
 from behaviorlm_lf.readers import EVENT_COLUMNS, read_foursquare, read_placelab, read_table
-
-from conftest import shared_file
 
 GOOD_CSV = """uid,ts,loc,app
 b,2024-01-02 09:30:00,home,Music

@@ -64,7 +64,7 @@ def test_class_with_fewer_than_f_samples_contributes_all():
 
 
 def test_selection_is_per_class_and_seeded():
-    embeddings, weights, cluster = clustered_case()
+    embeddings, weights, _ = clustered_case()
     scored = pd.DataFrame({"label": np.array(["a", "b"])[np.arange(30) % 2], "D": weights})
     first = build_selection(scored, embeddings, 4, "dds", seed=1)
     assert first.groupby("label")["selected"].sum().tolist() == [4, 4]
