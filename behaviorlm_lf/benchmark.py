@@ -154,17 +154,17 @@ def write_results(out: Path, table: pd.DataFrame, times: pd.DataFrame, behaviors
         "over seeds); Prec_w and Rec_w on the natural test set, Overall/Head/Medium/Tail (mean per-class accuracy) "
         "on the balanced test set.\n"
     )
-    lines = [f"# Benchmark: {meta['name']} ({meta['preset']} preset)\n", intro, "## Main results (Tables 3 and 8)\n", header]
+    lines = [f"# Benchmark: {meta['name']} ({meta['preset']} preset)\n\n", intro, "\n## Main results (Tables 3 and 8)\n\n", header]
     lines += [f"| {row} | " + " | ".join(_cell(table, row, m) for m in PAPER_METRICS) + " |\n" for row in MAIN_ROWS]
-    lines += ["\n## Ablations (Table 4): change from BehaviorLM, in points\n", header]
+    lines += ["\n## Ablations (Table 4): change from BehaviorLM, in points\n\n", header]
     for row in ABLATIONS:
         drops = [table.loc[row, ("mean", m)] - table.loc["BehaviorLM", ("mean", m)] for m in PAPER_METRICS]
         lines.append(f"| {row} | " + " | ".join("n/a" if np.isnan(d) else f"{100 * d:+.1f}" for d in drops) + " |\n")
     sweep = [r for r in table.index if r.startswith("BehaviorLM F=")]
-    lines += ["\n## Tail accuracy against F (Fig. 3b)\n", "| F | Tail | Overall |\n|---|---|---|\n"]
+    lines += ["\n## Tail accuracy against F (Fig. 3b)\n\n", "| F | Tail | Overall |\n|---|---|---|\n"]
     lines += [f"| {r.split('=')[1]} | {_cell(table, r, 'tail')} | {_cell(table, r, 'overall')} |\n" for r in sweep]
     stage_times = times.groupby(["row", "stage"], sort=False)["seconds"].mean().reset_index()
-    lines += ["\n## Wall time per stage (seconds, mean over seeds)\n", "| Row | Stage | Seconds |\n|---|---|---|\n"]
+    lines += ["\n## Wall time per stage (seconds, mean over seeds)\n\n", "| Row | Stage | Seconds |\n|---|---|---|\n"]
     lines += [f"| {r.row} | {r.stage} | {r.seconds:.0f} |\n" for r in stage_times.itertuples()]
     lines.append(f"\nTotal: {times['seconds'].sum():.0f} s.\n\n![](fig1a_frequency.png)\n![](fig1c_groups.png)\n![](fig3b_tail_vs_F.png)\n")
     with atomic_output(out) as tmp:
