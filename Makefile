@@ -44,8 +44,10 @@ data: $(STAMP)
 a-tune: models data
 	$(PY) -m behaviorlm_lf.a_tune $(STAGE_ARGS) $(if $(EPSILON),--epsilon $(EPSILON)) $(if $(AUX),--aux $(AUX))
 
+# Selection also merges the A-Tuning adapter, so that llamafactory_configs/b_tune.yaml runs as written afterwards.
 select: a-tune
 	$(PY) -m behaviorlm_lf.select $(STAGE_ARGS) $(if $(F),--per-class $(F)) $(if $(STRATEGY),--strategy $(STRATEGY))
+	$(PY) -m behaviorlm_lf.b_tune $(STAGE_ARGS) --merge-only
 
 b-tune: select
 	$(PY) -m behaviorlm_lf.b_tune $(STAGE_ARGS)

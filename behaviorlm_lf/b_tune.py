@@ -92,8 +92,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--adapter", type=Path, help="A-Tuning adapter (default: saves/<dataset>/<preset>/a_tune)")
     parser.add_argument("--model", help="base model folder (default: the preset's)")
     parser.add_argument("--run-dir", type=Path, help="default: saves/<dataset>/<preset>")
+    parser.add_argument("--merge-only", action="store_true", help="only merge the A-Tuning adapter (make select does)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.merge_only:
+        sizes = get_preset(args.preset)
+        run_dir = args.run_dir or REPO_ROOT / "saves" / args.dataset / args.preset
+        print(merge_adapter(args.model or sizes.model, args.adapter or run_dir / "a_tune", sizes.template, run_dir / "a_merged"))
+        return
     print(b_tune(args.dataset, args.preset, args.variant, args.pairs_suffix, args.adapter, args.model, args.run_dir))
 
 
