@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .aux_corpus import BUILTIN_CORPUS, load_corpus, select_aux
 from .cache import code_files, run_stage
-from .convert import DATASET_INFO, REPO_ROOT, register
+from .convert import DATASET_INFO, REPO_ROOT, register, registry_path
 from .fileio import atomic_output, read_jsonl
 from .lf_run import CONFIG_DIR, run_llamafactory
 from .presets import get_preset
@@ -52,8 +52,7 @@ def prepare_aux(
     path = data_dir / f"aux_eps{epsilon:g}.jsonl"
     with atomic_output(path) as tmp:
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in selected), encoding="utf-8")
-    rel = Path(os.path.relpath(path, dataset_info.parent)).as_posix()
-    register({name: {"file_name": rel, "columns": AUX_COLUMNS}}, dataset_info)
+    register({name: {"file_name": registry_path(path, dataset_info), "columns": AUX_COLUMNS}}, dataset_info)
     return name, stats
 
 

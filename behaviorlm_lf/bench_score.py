@@ -14,23 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .eval import PREDICT_CONFIG
+from .fileio import read_jsonl
+from .lf_run import run_llamafactory
 from .scorer import CandidateScorer, encode_pair, naive_logprobs
-
-
-def read_prompts(path: Path, n: int) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    return records[:n]
 
 
 def prompt_text(record: dict) -> str:
@@ -51,54 +45,28 @@ def timed(fn):
 
 
 def run_llamafactory_predict(model: Path, records: list[dict], batch_size: int, max_new_tokens: int) -> dict:
-    """Wall and CPU seconds of the subprocess, LlamaFactory's own ``predict_runtime`` and the generated texts."""
+    """Wall and CPU seconds of ``llamafactory-cli`` with ``predict.yaml``, its own ``predict_runtime`` and the texts."""
     with tempfile.TemporaryDirectory(prefix="bench_lf_") as tmp:
         tmp = Path(tmp)
         with open(tmp / "prompts.jsonl", "w", encoding="utf-8") as f:
             keys = ("instruction", "input", "output")
             f.writelines(json.dumps({k: r.get(k, "") for k in keys}) + "\n" for r in records)
         (tmp / "dataset_info.json").write_text(json.dumps({"bench": {"file_name": "prompts.jsonl"}}))
-        config = {
-            "stage": "sft",
-            "do_predict": True,
-            "predict_with_generate": True,
+        overrides = {
             "model_name_or_path": str(model.resolve()),
-            # LoRA with no adapter_name_or_path and no training leaves the base model as it is.
-            "finetuning_type": "lora",
-            "template": "smollm2",
             "dataset_dir": str(tmp),
             "eval_dataset": "bench",
             "cutoff_len": 4096,
             "max_new_tokens": max_new_tokens,
-            "do_sample": False,
             "per_device_eval_batch_size": batch_size,
-            "output_dir": str(tmp / "out"),
-            "overwrite_output_dir": True,
-            "report_to": "none",
         }
-        # YAML (one JSON scalar per key): LlamaFactory 0.9.5 fails to read a .json config file.
-        (tmp / "predict.yaml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in config.items()))
-        # predict_with_generate also needs jieba, nltk and rouge-chinese (its BLEU/ROUGE metrics): installed.
-        command = [str(Path(sys.executable).with_name("llamafactory-cli")), "train", str(tmp / "predict.yaml")]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_DISABLED": "true"}
         cpu_before = _children_cpu()
         start = time.perf_counter()
-        done = subprocess.run(
-            command, check=False, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        run_llamafactory(PREDICT_CONFIG, overrides, tmp / "out")
         wall, cpu = time.perf_counter() - start, _children_cpu() - cpu_before
-        if done.returncode != 0:
-            sys.stderr.write(done.stdout[-5000:])
-            raise SystemExit(f"LlamaFactory prediction failed with exit code {done.returncode}")
         metrics = json.loads((tmp / "out" / "predict_results.json").read_text())
-        with open(tmp / "out" / "generated_predictions.jsonl", encoding="utf-8") as f:
-            generated = [json.loads(line)["predict"] for line in f]
-    return {
-        "wall": wall,
-        "cpu": cpu,
-        "predict_runtime": metrics["predict_runtime"],
-        "generated": generated,
-    }
+        generated = [row["predict"] for row in read_jsonl(tmp / "out" / "generated_predictions.jsonl")]
+    return {"wall": wall, "cpu": cpu, "predict_runtime": metrics["predict_runtime"], "generated": generated}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-llamafactory", action="store_true")
     args = parser.parse_args(argv)
 
-    records = read_prompts(args.prompts, args.n)
+    records = read_jsonl(args.prompts)[: args.n]
     prompts = [prompt_text(r) for r in records]
     candidates = [b["name"] for b in json.loads(args.behaviors.read_text())["behaviors"]]
     n, naive_n = len(prompts), min(args.naive_n, len(prompts))

@@ -42,6 +42,11 @@ ABLATIONS = ["w/o aux", "w/o DDS", "w/o KMeans", "w/o DPO", "w/o A-Tuning", "Tai
 F_SWEEP = {"smoke": (1, 2), "cpu": (1, 2, 3), "gpu": (5, 10, 20)}
 
 
+def _slug(row: str) -> str:
+    """A row's name as a folder name: "w/o DDS" -> "wo_DDS"."""
+    return row.replace("/", "").replace(" ", "_")
+
+
 class Runner:
     """Runs the rows of one seed, each in its own run folder, and records stage wall times."""
 
@@ -58,12 +63,12 @@ class Runner:
         return result
 
     def run_dir(self, row: str) -> Path:
-        return self.root / "runs" / self.name / self.preset / row.replace("/", "").replace(" ", "_")
+        return self.root / "runs" / self.name / self.preset / _slug(row)
 
     def evaluate(self, row: str, model: str, adapter: Path | None) -> dict:
         out = self.timed(
             row, "eval", evaluate_model, self.name, self.preset, run=None, model=model, adapter=adapter,
-            name=row.replace("/", "").replace(" ", "_"), reports=self.root / "reports", **self.paths,
+            name=_slug(row), reports=self.root / "reports", **self.paths,
         )
         return json.loads((out / "metrics.json").read_text())
 

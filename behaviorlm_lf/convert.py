@@ -111,11 +111,18 @@ def _to_builtin(value):
     raise TypeError(f"cannot serialise {type(value)}")
 
 
+def registry_path(path: Path, dataset_info: Path = DATASET_INFO) -> str:
+    """``path`` as LlamaFactory's registry names it: relative to the registry's folder (``dataset_dir``)."""
+    return Path(os.path.relpath(path, dataset_info.parent)).as_posix()
+
+
 def dataset_entries(name: str, data_root: Path, dataset_info: Path = DATASET_INFO) -> dict:
-    """LlamaFactory registry entries for every set of ``name``, relative to the registry's folder (``dataset_dir``)."""
-    rel = Path(os.path.relpath(data_root / name, dataset_info.parent)).as_posix()
+    """LlamaFactory registry entries for every set of ``name``."""
     columns = {"prompt": "instruction", "query": "input", "response": "output"}
-    return {f"{name}_{s}": {"file_name": f"{rel}/{s}.jsonl", "columns": columns} for s in SETS}
+    return {
+        f"{name}_{s}": {"file_name": registry_path(data_root / name / f"{s}.jsonl", dataset_info), "columns": columns}
+        for s in SETS
+    }
 
 
 def register(entries: dict, dataset_info: Path = DATASET_INFO) -> None:

@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.cluster import kmeans_plusplus
 
 from .cache import code_files, run_stage
-from .convert import DATASET_INFO, REPO_ROOT, register
+from .convert import DATASET_INFO, REPO_ROOT, register, registry_path
 from .fileio import atomic_output, read_jsonl
 from .presets import get_preset
 
@@ -175,8 +175,7 @@ def publish(out: Path, data_dir: Path, dataset: str, suffix: str, dataset_info: 
         target = data_dir / f"{kind}{suffix}.jsonl"
         with atomic_output(target) as tmp:
             shutil.copyfile(out / f"{kind}.jsonl", tmp)
-        rel = Path(os.path.relpath(target, dataset_info.parent)).as_posix()
-        register({f"{dataset}_{kind}{suffix}": {"file_name": rel, **extra}}, dataset_info)
+        register({f"{dataset}_{kind}{suffix}": {"file_name": registry_path(target, dataset_info), **extra}}, dataset_info)
 
 
 def main(argv: list[str] | None = None) -> None:
