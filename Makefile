@@ -1,7 +1,8 @@
 # behaviorlm-lf: every target installs .venv first if it is missing.
 #   make demo                 embedded data + default model, end to end
 #   make test                 the test suite
-# Variables: PRESET=smoke|cpu|gpu (sizes and model), DATASET=default|foursquare-nyc|mit-placelab|<file>,
+# Variables: PRESET=smoke|cpu|gpu (sizes and model; `make benchmark PRESET=cpu` uses the smaller cpu-benchmark sizes),
+#            DATASET=default|foursquare-nyc|mit-placelab|<file>,
 #            MODEL=<HF folder> (overrides the preset's model), NAME=<data set name for a user file>,
 #            EPSILON=<aux ratio, 0.05>, AUX=<alpaca/sharegpt file>, F=<pairs per class>, STRATEGY=dds|random|topk.
 

@@ -39,7 +39,9 @@ logger = logging.getLogger(__name__)
 BASELINES = {"Popularity": "popularity", "Context popularity": "context", "Markov": "markov", "SASRec": "sasrec"}
 MAIN_ROWS = [*BASELINES, "LLM-NT", "Full fine-tuning", "BehaviorLM"]
 ABLATIONS = ["w/o aux", "w/o DDS", "w/o KMeans", "w/o DPO", "w/o A-Tuning", "Tail-first curriculum"]
-F_SWEEP = {"smoke": (1, 2), "cpu": (1, 2, 3), "gpu": (5, 10, 20)}
+F_SWEEP = {"smoke": (1, 2), "cpu": (1, 2, 3), "cpu-benchmark": (1, 2), "gpu": (5, 10, 20)}
+# The benchmark trains about 14 models per seed; on a CPU it runs them at a smaller size than a single run.
+BENCHMARK_PRESET = {"cpu": "cpu-benchmark"}
 
 
 def _slug(row: str) -> str:
@@ -88,31 +90,32 @@ class Runner:
         adapter = self.timed(row, "b_tune", b_tune, self.name, variant=variant, pairs_suffix=suffix, **common)
         return self.evaluate(row, str(run_dir / "a_merged"), adapter)
 
-    def rows(self) -> dict[str, dict]:
-        results = {}
+    def rows(self):
+        """Yields (row, metrics) in the order of the report: the main table first, then ablations, then the F sweep."""
         for row, method in BASELINES.items():
             out = self.timed(
                 row, "fit+eval", run_baseline, self.name, method, seed=self.seed,
                 reports=self.root / "reports", data_root=self.paths["data_root"],
             )
-            results[row] = json.loads((out / "metrics.json").read_text())
-        results["LLM-NT"] = self.evaluate("LLM-NT", self.sizes.model, None)
+            yield row, json.loads((out / "metrics.json").read_text())
+        yield "LLM-NT", self.evaluate("LLM-NT", self.sizes.model, None)
         full = self.run_dir("Full fine-tuning")
         self.timed(
             "Full fine-tuning", "sft", a_tune, self.name, preset=self.preset, run_dir=full, train_set="all_train",
             seed=self.seed, **self.paths,
         )
-        results["Full fine-tuning"] = self.evaluate("Full fine-tuning", self.sizes.model, full / "a_tune")
-        results["BehaviorLM"] = self.behaviorlm("BehaviorLM")
-        results["w/o aux"] = self.behaviorlm("w/o aux", epsilon=0.0)
-        results["w/o DDS"] = self.behaviorlm("w/o DDS", strategy="random")
-        results["w/o KMeans"] = self.behaviorlm("w/o KMeans", strategy="topk")
-        results["w/o DPO"] = self.behaviorlm("w/o DPO", variant="sft")
-        results["w/o A-Tuning"] = self.without_a_tuning()
-        results["Tail-first curriculum"] = self.tail_first()
+        yield "Full fine-tuning", self.evaluate("Full fine-tuning", self.sizes.model, full / "a_tune")
+        behaviorlm = self.behaviorlm("BehaviorLM")
+        yield "BehaviorLM", behaviorlm
+        yield "w/o aux", self.behaviorlm("w/o aux", epsilon=0.0)
+        yield "w/o DDS", self.behaviorlm("w/o DDS", strategy="random")
+        yield "w/o KMeans", self.behaviorlm("w/o KMeans", strategy="topk")
+        yield "w/o DPO", self.behaviorlm("w/o DPO", variant="sft")
+        yield "w/o A-Tuning", self.without_a_tuning()
+        yield "Tail-first curriculum", self.tail_first()  # reuses the w/o A-Tuning adapter
         for f in F_SWEEP[self.preset]:
-            results[f"BehaviorLM F={f}"] = self.behaviorlm(f"BehaviorLM F={f}", per_class=f)
-        return results
+            # the preset's own F is the BehaviorLM row itself
+            yield f"BehaviorLM F={f}", behaviorlm if f == self.sizes.select_per_class else self.behaviorlm(f"BehaviorLM F={f}", per_class=f)
 
     def without_a_tuning(self) -> dict:
         row, run_dir = "w/o A-Tuning", self.run_dir("w/o A-Tuning")
@@ -122,13 +125,15 @@ class Runner:
         return self.evaluate(row, self.sizes.model, adapter)
 
     def tail_first(self) -> dict:
-        """Fig. 5's reversed curriculum: the balanced (B) stage on the backbone first, then anchor SFT on top."""
+        """Fig. 5's reversed curriculum: the balanced (B) stage on the backbone first, then anchor SFT on top.
+
+        Its B stage is exactly the "w/o A-Tuning" model (same pool, seed and
+        selection from the backbone), so it merges that adapter instead of training it again.
+        """
         row, run_dir = "Tail-first curriculum", self.run_dir("Tail-first curriculum")
-        common = dict(preset=self.preset, run_dir=run_dir, seed=self.seed, **self.paths)
-        self.timed(row, "select", select, self.name, from_base=True, **common)
-        b_adapter = self.timed(row, "b_tune", b_tune, self.name, from_base=True, **common)
+        b_adapter = self.run_dir("w/o A-Tuning") / "b_tune"
         merged = self.timed(row, "merge", merge_adapter, self.sizes.model, b_adapter, self.sizes.template, run_dir / "b_merged")
-        self.timed(row, "a_tune", a_tune, self.name, model=str(merged), **common)
+        self.timed(row, "a_tune", a_tune, self.name, model=str(merged), preset=self.preset, run_dir=run_dir, seed=self.seed, **self.paths)
         return self.evaluate(row, str(merged), run_dir / "a_tune")
 
 
@@ -137,12 +142,25 @@ def aggregate(per_seed: list[dict[str, dict]]) -> pd.DataFrame:
     records = [{"row": row, "seed": seed, **{m: r[m] for m in PAPER_METRICS}} for seed, rows in enumerate(per_seed) for row, r in rows.items()]
     frame = pd.DataFrame(records).set_index(["row", "seed"]).astype(float)
     grouped = frame.groupby("row", sort=False)
-    return pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=0)}, axis=1)
+    table = pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=0)}, axis=1)
+    table[("seeds", "n")] = grouped.size()
+    return table
 
 
 def _cell(table: pd.DataFrame, row: str, metric: str) -> str:
+    if row not in table.index:
+        return "not run yet"
     mean, std = table.loc[row, ("mean", metric)], table.loc[row, ("std", metric)]
-    return "n/a" if np.isnan(mean) else f"{100 * mean:.1f} ± {100 * std:.1f}"
+    if np.isnan(mean):
+        return "n/a"
+    # one seed has no spread to report
+    return f"{100 * mean:.1f}" if table.loc[row, ("seeds", "n")] == 1 else f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def _label(table: pd.DataFrame, row: str, meta: dict) -> str:
+    """The row name, with how many seeds it has while the benchmark is still running."""
+    n, total = int(table.loc[row, ("seeds", "n")]) if row in table.index else 0, len(meta["seeds"])
+    return row if n in (0, total) else f"{row} ({n} of {total} seeds)"
 
 
 def write_results(out: Path, table: pd.DataFrame, times: pd.DataFrame, behaviors: list[dict], threshold: float, meta: dict) -> None:
@@ -156,15 +174,18 @@ def write_results(out: Path, table: pd.DataFrame, times: pd.DataFrame, behaviors
     header = "| Method | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
     intro = (
         f"Seeds: {meta['seeds']}; model: {meta['model']}; command: `{meta['command']}`. Values are % (mean ± std "
-        "over seeds); Prec_w and Rec_w on the natural test set, Overall/Head/Medium/Tail (mean per-class accuracy) "
-        "on the balanced test set.\n"
+        "over seeds, the mean alone for one seed); Prec_w and Rec_w on the natural test set, "
+        "Overall/Head/Medium/Tail (mean per-class accuracy) on the balanced test set.\n"
     )
     lines = [f"# Benchmark: {meta['name']} ({meta['preset']} preset)\n\n", intro, "\n## Main results (Tables 3 and 8)\n\n", header]
-    lines += [f"| {row} | " + " | ".join(_cell(table, row, m) for m in PAPER_METRICS) + " |\n" for row in MAIN_ROWS]
+    lines += [f"| {_label(table, row, meta)} | " + " | ".join(_cell(table, row, m) for m in PAPER_METRICS) + " |\n" for row in MAIN_ROWS]
     lines += ["\n## Ablations (Table 4): change from BehaviorLM, in points\n\n", header]
     for row in ABLATIONS:
+        if row not in table.index or "BehaviorLM" not in table.index:
+            lines.append(f"| {row} | " + " | ".join("not run yet" for _ in PAPER_METRICS) + " |\n")
+            continue
         drops = [table.loc[row, ("mean", m)] - table.loc["BehaviorLM", ("mean", m)] for m in PAPER_METRICS]
-        lines.append(f"| {row} | " + " | ".join("n/a" if np.isnan(d) else f"{100 * d:+.1f}" for d in drops) + " |\n")
+        lines.append(f"| {_label(table, row, meta)} | " + " | ".join("n/a" if np.isnan(d) else f"{100 * d:+.1f}" for d in drops) + " |\n")
     sweep = [r for r in table.index if r.startswith("BehaviorLM F=")]
     lines += ["\n## Tail accuracy against F (Fig. 3b)\n\n", "| F | Tail | Overall |\n|---|---|---|\n"]
     lines += [f"| {r.split('=')[1]} | {_cell(table, r, 'tail')} | {_cell(table, r, 'overall')} |\n" for r in sweep]
@@ -187,8 +208,9 @@ def write_results(out: Path, table: pd.DataFrame, times: pd.DataFrame, behaviors
         fig.savefig(tmp / "fig1a_frequency.png", dpi=120)
         fig, ax = plt.subplots(figsize=(8, 3.5))
         groups = ["head", "medium", "tail"]
+        measured = [row for row in MAIN_ROWS if row in table.index]
         width = 0.8 / len(MAIN_ROWS)
-        for i, row in enumerate(MAIN_ROWS):
+        for i, row in enumerate(measured):
             ax.bar(np.arange(3) + i * width, [table.loc[row, ("mean", g)] for g in groups], width, label=row)
         ax.set_xticks(np.arange(3) + 0.4 - width / 2, ["Head", "Medium", "Tail"])
         ax.set(ylabel="balanced accuracy", title="Accuracy by behavior group (Fig. 1c)")
@@ -205,20 +227,27 @@ def write_results(out: Path, table: pd.DataFrame, times: pd.DataFrame, behaviors
 
 
 def benchmark(source: str = "default", preset: str = "smoke", seeds=(0, 1, 2), root: Path = REPO_ROOT, command: str = "") -> Path:
+    """Runs every row for every seed; rewrites the report after each row, so an interrupted run still reports what it measured."""
+    preset = BENCHMARK_PRESET.get(preset, preset)
     name = source if source == "default" or source in KNOWN_SOURCES else Path(source).stem
-    dataset_info = root / "dataset_info.json"
+    # the per-seed data sets are registered beside the (untracked) data, not in the repository's registry
+    dataset_info = root / "data" / "dataset_info.json"
+    dataset_info.parent.mkdir(parents=True, exist_ok=True)
+    out = root / "reports" / "benchmark" / name / preset
+    meta = {"name": name, "preset": preset, "seeds": list(seeds), "model": get_preset(preset).model, "command": command}
     per_seed, times = [], []
     for seed in seeds:
         seeded = f"{name}-seed{seed}"
         convert(source, name=seeded, preset=preset, data_root=root / "data", dataset_info=dataset_info, seed=seed)
+        vocabulary = json.loads((root / "data" / seeded / "behaviors.json").read_text())
         runner = Runner(seeded, preset, root, dataset_info, seed)
-        per_seed.append(runner.rows())
+        per_seed.append({})
+        for row, metrics in runner.rows():
+            per_seed[-1][row] = metrics
+            stage_times = pd.DataFrame(times + [{**t, "seed": seed} for t in runner.times])
+            write_results(out, aggregate(per_seed), stage_times, vocabulary["behaviors"], vocabulary["anchor_threshold"], meta)
+            logger.info("seed %d: %s done, %s updated", seed, row, out / "results.md")
         times += [{**t, "seed": seed} for t in runner.times]
-    vocabulary = json.loads((root / "data" / f"{name}-seed{seeds[0]}" / "behaviors.json").read_text())
-    out = root / "reports" / "benchmark" / name / preset
-    meta = {"name": name, "preset": preset, "seeds": list(seeds), "model": get_preset(preset).model, "command": command}
-    write_results(out, aggregate(per_seed), pd.DataFrame(times), vocabulary["behaviors"], vocabulary["anchor_threshold"], meta)
-    logger.info("wrote %s", out / "results.md")
     return out
 
 

@@ -3,6 +3,9 @@
 ``smoke``: the tiny random model and a few dozen samples, for tests (about a minute).
 ``cpu``: SmolLM2-135M on a 2-core CPU, the whole pipeline in about half an hour.
 ``gpu``: the paper's settings on an 8B-class model folder you provide (``MODEL=``).
+``cpu-benchmark``: SmolLM2-135M at the size the benchmark can afford on a 2-core CPU: it trains
+about 14 models per seed, each far smaller than ``cpu``'s (F = 1 per class, one balanced test
+sample per class). ``make benchmark PRESET=cpu`` runs it.
 """
 
 from __future__ import annotations
@@ -47,6 +50,11 @@ PRESETS = {
         model="models/SmolLM2-135M-Instruct", template="smollm2", sim_users=300, sim_days=28,
         max_train=128, max_valid=32, max_natural_test=400, balanced_per_class=20, pool_per_class=6,
         num_train_epochs=1, eval_steps=8, select_per_class=2, b_num_train_epochs=1, b_max_samples=None, cutoff_len=1024,
+    ),
+    "cpu-benchmark": Preset(
+        model="models/SmolLM2-135M-Instruct", template="smollm2", sim_users=300, sim_days=28,
+        max_train=32, max_valid=8, max_natural_test=50, balanced_per_class=1, pool_per_class=2,
+        num_train_epochs=1, eval_steps=2, select_per_class=1, b_num_train_epochs=1, b_max_samples=None, cutoff_len=1024,
     ),
     "gpu": Preset(
         model="models/Meta-Llama-3.1-8B-Instruct", template="llama3", sim_users=3000, sim_days=60,
