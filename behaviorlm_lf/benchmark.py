@@ -32,7 +32,7 @@ from .eval import evaluate_model
 from .fileio import atomic_output
 from .metrics import PAPER_METRICS
 from .presets import get_preset
-from .select import select
+from .select import select, variant_suffix
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Runner:
     def timed(self, row: str, stage: str, fn, *args, **kwargs):
         started = time.time()
         result = fn(*args, **kwargs)
-        self.times.append({"row": row, "stage": stage, "seconds": time.time() - started})
+        self.times.append({"row": row, "stage": stage, "seconds": time.time() - started, "seed": self.seed})
         return result
 
     def run_dir(self, row: str) -> Path:
@@ -84,9 +84,7 @@ class Runner:
         common = dict(preset=self.preset, run_dir=run_dir, seed=self.seed, **self.paths)
         self.timed(row, "a_tune", a_tune, self.name, epsilon=epsilon, **common)
         self.timed(row, "select", select, self.name, strategy=strategy, per_class=per_class, **common)
-        suffix = ("" if strategy == "dds" else f"_{strategy}") + (
-            "" if per_class in (None, self.sizes.select_per_class) else f"_F{per_class}"
-        )
+        suffix = variant_suffix(strategy, per_class or self.sizes.select_per_class, self.sizes.select_per_class)
         adapter = self.timed(row, "b_tune", b_tune, self.name, variant=variant, pairs_suffix=suffix, **common)
         return self.evaluate(row, str(run_dir / "a_merged"), adapter)
 
@@ -244,10 +242,10 @@ def benchmark(source: str = "default", preset: str = "smoke", seeds=(0, 1, 2), r
         per_seed.append({})
         for row, metrics in runner.rows():
             per_seed[-1][row] = metrics
-            stage_times = pd.DataFrame(times + [{**t, "seed": seed} for t in runner.times])
+            stage_times = pd.DataFrame(times + runner.times)
             write_results(out, aggregate(per_seed), stage_times, vocabulary["behaviors"], vocabulary["anchor_threshold"], meta)
             logger.info("seed %d: %s done, %s updated", seed, row, out / "results.md")
-        times += [{**t, "seed": seed} for t in runner.times]
+        times += runner.times
     return out
 
 

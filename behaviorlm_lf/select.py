@@ -82,6 +82,11 @@ def rejected_candidates(probs: np.ndarray, label: np.ndarray) -> np.ndarray:
     return masked.argmax(axis=1)
 
 
+def variant_suffix(strategy: str, per_class: int, preset_per_class: int) -> str:
+    """Name suffix of a selection variant's folder and pairs: "" for DDS at the preset's F, else e.g. "_random_F5"."""
+    return ("" if strategy == "dds" else f"_{strategy}") + ("" if per_class == preset_per_class else f"_F{per_class}")
+
+
 def select(
     dataset: str = "default",
     preset: str = "cpu",
@@ -109,7 +114,7 @@ def select(
     model = model or sizes.model
     run_dir = Path(run_dir or REPO_ROOT / "saves" / dataset / preset)
     adapter = adapter or run_dir / "a_tune"
-    suffix = ("" if strategy == "dds" else f"_{strategy}") + ("" if per_class == sizes.select_per_class else f"_F{per_class}")
+    suffix = variant_suffix(strategy, per_class, sizes.select_per_class)
     out = run_dir / f"select{suffix}"
     data_dir = data_root / dataset
     inputs = {"pool": data_dir / "pool.jsonl", "behaviors": data_dir / "behaviors.json", "model": Path(model)}
