@@ -1,63 +1,127 @@
-"""Training speed of our CPU A-Tuning config against LlamaFactory's defaults, on the same data.
+"""Training speed of our settings against LlamaFactory's defaults, for A-Tuning (SFT) and B-Tuning (DPO).
 
-    python -m behaviorlm_lf.bench_train [--dataset default] [--model models/SmolLM2-135M-Instruct] [--steps 6]
+    python -m behaviorlm_lf.bench_train [--dataset default] [--preset cpu] [--sft-steps 10] [--dpo-steps 6]
 
-Both runs are ``llamafactory-cli train llamafactory_configs/a_tune.yaml`` for the
-same steps, samples and seed; the baseline resets our CPU settings to
-LlamaFactory's defaults. Prints samples/s from each run's ``train_results.json``,
-the ratio, and both training losses (the settings change speed, not the math).
+Each comparison is two runs of the same YAML (``a_tune.yaml``, ``b_tune.yaml``)
+with the preset's model and hyper-parameters, for the same steps, samples and
+seed, one after the other:
+
+* **LlamaFactory defaults**: plain ``llamafactory-cli``, float32, gradient
+  checkpointing on (LlamaFactory's default);
+* **ours**: the stages' settings: :mod:`behaviorlm_lf.lf_hooks` (frozen weights in
+  bf16, LM head and loss at labelled positions only), this machine's precision
+  (:mod:`behaviorlm_lf.hardware`), no gradient checkpointing.
+
+Prints samples (or pairs) per second from each run's ``train_results.json``,
+the ratio, and both runs' per-step training losses with the mean paired
+difference and its 95% interval: the settings change speed and rounding, not the math.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import math
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from .a_tune import A_TUNE_CONFIG
+from .b_tune import VARIANTS
 from .convert import DATASET_INFO
+from .fileio import read_jsonl
+from .hardware import llamafactory_precision
 from .lf_run import run_llamafactory
+from .presets import get_preset
+from .select import PAIR_COLUMNS
 
-# Our CPU settings, and the value LlamaFactory uses when a config does not set them.
-CPU_SETTINGS_AT_DEFAULT = {"disable_gradient_checkpointing": False}
+LLAMAFACTORY_DEFAULTS = {"hooks": False, "precision": {"bf16": False}, "overrides": {"disable_gradient_checkpointing": False}}
+OURS = {"hooks": True, "precision": None, "overrides": {}}
 
 
-def bench(dataset: str, model: str, steps: int, template: str = "smollm2") -> dict:
+def bench_stage(config: Path, common: dict, out: Path) -> dict:
+    """Both runs of one YAML; returns their rates, per-step losses and the ratio."""
+    results = {}
+    for name, setting in (("llamafactory_defaults", LLAMAFACTORY_DEFAULTS), ("ours", OURS)):
+        found = run_llamafactory(
+            config, common | setting["overrides"], out / name, hooks=setting["hooks"], precision=setting["precision"]
+        )
+        results[name] = {
+            "per_second": found["metrics"]["train_samples_per_second"],
+            "losses": [loss for _, loss in found["train_loss"]],
+        }
+    results["speedup"] = results["ours"]["per_second"] / results["llamafactory_defaults"]["per_second"]
+    return results
+
+
+def write_pool_pairs(pool: Path, folder: Path, seed: int = 0) -> Path:
+    """DPO pairs from the selection pool (chosen = label, rejected = another behavior), registered in ``folder``.
+
+    DPO's speed does not depend on which pairs it trains on, so the bench needs no
+    A-tuned model to select them.
+    """
+    records = read_jsonl(pool)
+    behaviors = sorted({r["output"] for r in records})
+    rng = np.random.default_rng(seed)
+    with open(folder / "bench_pairs.jsonl", "w", encoding="utf-8") as out:
+        for r in records:
+            rejected = rng.choice([b for b in behaviors if b != r["output"]])
+            out.write(json.dumps({"instruction": r["instruction"], "input": "", "chosen": r["output"], "rejected": rejected}) + "\n")
+    registry = {"bench_pairs": {"file_name": "bench_pairs.jsonl", "ranking": True, "columns": PAIR_COLUMNS}}
+    (folder / "dataset_info.json").write_text(json.dumps(registry), encoding="utf-8")
+    return folder
+
+
+def paired_difference(ours: list[float], baseline: list[float]) -> tuple[float, float, float]:
+    """Mean of ours - baseline over the same steps (same batches), with a normal 95% interval."""
+    diff = np.asarray(ours) - np.asarray(baseline)
+    half = 1.96 * diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
+    return float(diff.mean()), float(diff.mean() - half), float(diff.mean() + half)
+
+
+def report(title: str, unit: str, results: dict) -> str:
+    lines = [title]
+    for name in ("llamafactory_defaults", "ours"):
+        r = results[name]
+        losses = " ".join(f"{x:.3f}" for x in r["losses"])
+        lines.append(f"  {name:22s} {r['per_second']:.3f} {unit}/s   loss per step: {losses}  (mean {np.mean(r['losses']):.4f})")
+    mean, low, high = paired_difference(results["ours"]["losses"], results["llamafactory_defaults"]["losses"])
+    verdict = "within noise" if low <= 0 <= high else "outside the 95% interval"
+    lines.append(f"  speedup                {results['speedup']:.2f}x")
+    lines.append(f"  loss, ours - defaults  {mean:+.4f} per step, 95% interval [{low:+.4f}, {high:+.4f}]: {verdict}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="default")
+    parser.add_argument("--preset", default="cpu", help="whose hyper-parameters both runs use (the YAML's otherwise)")
+    parser.add_argument("--sft-steps", type=int, default=10)
+    parser.add_argument("--dpo-steps", type=int, default=6)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    preset = get_preset(args.preset)
     common = {
-        "model_name_or_path": model,
-        "template": template,
+        "model_name_or_path": preset.model,
         "dataset_dir": str(DATASET_INFO.parent),
-        "dataset": f"{dataset}_anchor_train",
-        "max_steps": steps,
         "eval_strategy": "no",
         "save_strategy": "no",
         "load_best_model_at_end": False,
         "plot_loss": False,
         "logging_steps": 1,
     }
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, extra in (("llamafactory_defaults", CPU_SETTINGS_AT_DEFAULT), ("ours", {})):
-            metrics = run_llamafactory(A_TUNE_CONFIG, common | extra, Path(tmp) / name)["metrics"]
-            results[name] = {"samples_per_s": metrics["train_samples_per_second"], "train_loss": metrics["train_loss"]}
-    results["speedup"] = results["ours"]["samples_per_s"] / results["llamafactory_defaults"]["samples_per_s"]
-    return results
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="default")
-    parser.add_argument("--model", default="models/SmolLM2-135M-Instruct")
-    parser.add_argument("--steps", type=int, default=6)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    results = bench(args.dataset, args.model, args.steps)
-    print(f"\nA-Tuning training speed, {args.model}, {args.steps} steps x batch 8 of {args.dataset}_anchor_train:")
-    for name in ("llamafactory_defaults", "ours"):
-        r = results[name]
-        print(f"  {name:22s} {r['samples_per_s']:.3f} samples/s   train loss {r['train_loss']:.4f}")
-    print(f"  speedup                {results['speedup']:.2f}x")
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        tmp = Path(tmp)
+        sft_data = {"dataset": f"{args.dataset}_anchor_train", "max_steps": args.sft_steps}
+        sft = bench_stage(A_TUNE_CONFIG, common | preset.a_tune_args | sft_data, tmp / "sft")
+        dpo_data = {"dataset_dir": str(write_pool_pairs(DATASET_INFO.parent / "data" / args.dataset / "pool.jsonl", tmp)),
+                    "dataset": "bench_pairs", "max_steps": args.dpo_steps}
+        dpo = bench_stage(VARIANTS["dpo"][0], common | preset.b_tune_args | dpo_data, tmp / "dpo")
+    print(f"\nmodel {preset.model}, {args.preset} preset {preset.a_tune_args} / {preset.b_tune_args}; ours = {llamafactory_precision()} + lf_hooks, no gradient checkpointing")
+    print(report(f"A-Tuning (SFT), {args.sft_steps} steps x batch 8 of {args.dataset}_anchor_train:", "samples", sft))
+    print(report(f"B-Tuning (DPO), {args.dpo_steps} steps x 8 pairs from {args.dataset}'s pool:", "pairs", dpo))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Run a ``llamafactory-cli`` stage as a subprocess: YAML config plus ``key=value`` overrides.
 
 Training always goes through LlamaFactory's own CLI, so every stage is exactly
-what a LlamaFactory user would run; this module only adds logging, a copy of
-the output in ``llamafactory.log`` and the cleanup of intermediate checkpoints.
+what a LlamaFactory user would run, with the machine's precision
+(:mod:`behaviorlm_lf.hardware`) and the speed hooks of :mod:`behaviorlm_lf.lf_hooks`;
+this module only adds logging, a copy of the output in ``llamafactory.log`` and
+the cleanup of intermediate checkpoints.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from .hardware import llamafactory_precision
 
 logger = logging.getLogger(__name__)
 
@@ -36,25 +40,37 @@ def _format(value) -> str:
     return text
 
 
-def cli_command(config: Path, overrides: dict, command: str = "train") -> list[str]:
-    """The exact command line, for logs and for users who want to rerun a stage by hand."""
-    cli = Path(sys.executable).with_name("llamafactory-cli")
-    return [str(cli if cli.exists() else "llamafactory-cli"), command, str(config)] + [
-        f"{key}={_format(value)}" for key, value in overrides.items()
-    ]
+def cli_command(config: Path, overrides: dict, command: str = "train", hooks: bool = True) -> list[str]:
+    """The exact command line, for logs and for users who want to rerun a stage by hand.
+
+    ``hooks`` runs LlamaFactory's CLI through :mod:`behaviorlm_lf.lf_hooks` (same
+    arguments, same result, faster); without it, the plain ``llamafactory-cli``.
+    """
+    if hooks:
+        launcher = [sys.executable, "-m", "behaviorlm_lf.lf_hooks"]
+    else:
+        cli = Path(sys.executable).with_name("llamafactory-cli")
+        launcher = [str(cli if cli.exists() else "llamafactory-cli")]
+    return launcher + [command, str(config)] + [f"{key}={_format(value)}" for key, value in overrides.items()]
 
 
-def run_llamafactory(config: Path, overrides: dict, output_dir: Path, command: str = "train") -> dict:
+def run_llamafactory(
+    config: Path, overrides: dict, output_dir: Path, command: str = "train", hooks: bool = True, precision: dict | None = None
+) -> dict:
     """Run ``llamafactory-cli train`` (or ``export``); return its final metrics and logged losses.
 
-    The output is streamed to the terminal (LlamaFactory's progress bars) and
-    kept in ``output_dir/llamafactory.log``. Intermediate ``checkpoint-*``
-    folders are removed once the best model has been saved at the top level.
+    Training runs in this machine's mixed precision (``precision`` overrides it,
+    e.g. ``{"bf16": False}`` for float32). The output is streamed to the terminal
+    (LlamaFactory's progress bars) and kept in ``output_dir/llamafactory.log``.
+    Intermediate ``checkpoint-*`` folders are removed once the best model has
+    been saved at the top level.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     output_key = "export_dir" if command == "export" else "output_dir"
-    command = cli_command(config, {**overrides, output_key: str(output_dir)}, command)
+    if command == "train":
+        overrides = {**(llamafactory_precision() if precision is None else precision), **overrides}
+    command = cli_command(config, {**overrides, output_key: str(output_dir)}, command, hooks)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_DISABLED": "true", "TOKENIZERS_PARALLELISM": "false"}
     logger.info("running: %s", " ".join(command))
     started = time.time()
