@@ -46,6 +46,10 @@ def load_corpus(path: str | os.PathLike | None) -> list[dict]:
     return [_normalise(path, row, index) for index, row in enumerate(_read_rows(path), start=1)]
 
 
+class CorpusTooSmallError(ValueError):
+    """The corpus holds fewer usable conversations than epsilon x anchor samples asks for."""
+
+
 def select_aux(
     records: list[dict],
     n_anchor: int,
@@ -53,14 +57,18 @@ def select_aux(
     max_tokens: int,
     count_tokens: Callable[[str], int],
     seed: int,
+    allow_smaller: bool = False,
+    corpus: str = "the corpus",
 ) -> tuple[list[dict], dict]:
     """Drop records longer than ``max_tokens``, then draw ``round(epsilon * n_anchor)`` of the rest.
 
     Long conversations are dropped because the regulariser should look like the
     short behaviour prompts rather than dominate the token budget. The draw is
     without replacement and depends only on ``seed``. When fewer records are
-    available than requested, all are taken and ``stats["selected"]`` is smaller
-    than ``stats["requested"]``.
+    usable than requested, the achieved ratio would be smaller than epsilon,
+    and the epsilon ablation and sweeps would measure something else: that is
+    an error unless ``allow_smaller``, which takes all usable records. The stats
+    record the achieved epsilon either way.
     """
     if not 0 <= epsilon <= 1:
         raise ValueError(f"epsilon must be between 0 and 1, got {epsilon}")
@@ -68,19 +76,23 @@ def select_aux(
         raise ValueError(f"n_anchor must be non-negative, got {n_anchor}")
     kept = [record for record in records if count_tokens(_record_text(record)) <= max_tokens]
     requested = round(epsilon * n_anchor)
+    if len(kept) < requested and not allow_smaller:
+        raise CorpusTooSmallError(
+            f"{corpus}: {len(kept)} of its {len(records)} conversations fit the length filter ({max_tokens} tokens), "
+            f"but epsilon={epsilon:g} x {n_anchor} anchor samples needs {requested}; pass a larger corpus (AUX=file), "
+            f"a smaller epsilon, or allow the smaller ratio explicitly (--allow-smaller-epsilon, achieved "
+            f"{len(kept) / max(n_anchor, 1):.4f})"
+        )
     selected = random.Random(seed).sample(kept, min(requested, len(kept)))
     if len(selected) < requested:
-        logger.warning(
-            "Only %d auxiliary records fit in %d tokens; %d were requested, taking all of them.",
-            len(kept),
-            max_tokens,
-            requested,
-        )
+        logger.warning("only %d auxiliary records fit in %d tokens; %d were requested, taking all of them", len(kept), max_tokens, requested)
     stats = {
         "available": len(kept),
         "filtered_too_long": len(records) - len(kept),
         "requested": requested,
         "selected": len(selected),
+        "epsilon": epsilon,
+        "achieved_epsilon": len(selected) / n_anchor if n_anchor else 0.0,
     }
     return selected, stats
 

@@ -72,6 +72,7 @@ def b_tune(
         **({"max_samples": sizes.b_max_samples} if sizes.b_max_samples else {}),
         "seed": seed,
         **sizes.llamafactory_overrides,
+        **sizes.b_tune_args,
         **(extra or {}),
     }
     inputs = {

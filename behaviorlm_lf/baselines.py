@@ -1,24 +1,26 @@
 """Non-LLM baselines: the floors a fine-tuned language model must clear.
 
-    python -m behaviorlm_lf.baselines --dataset default --method popularity|context|markov|sasrec
+    python -m behaviorlm_lf.baselines --dataset default --method popularity|context|markov|sasrec|bert4rec
         [--seed 0] [--epochs N] [--reports reports]
 
-Every baseline is fit on ``all_train.parquet`` only, the samples the LLM's full
-fine-tuning sees (SASRec also reads ``valid.parquet`` for early stopping), and
-scores every candidate; the CLI evaluates on ``test_natural`` and
-``test_balanced`` and writes ``reports/<dataset>/<method>/`` with
-:func:`behaviorlm_lf.metrics.write_report`.
+Every baseline is fit on the whole training split (``train_events.parquet``: all
+events of the training users), as a user who holds the log would fit it, not on
+the LLM's capped training sample; the sequence models stop early on the
+validation users' events (``valid_events.parquet``). Each scores every candidate;
+the CLI evaluates on ``test_natural`` and ``test_balanced`` and writes
+``reports/<dataset>/<method>/`` with :func:`behaviorlm_lf.metrics.write_report`,
+recording both training sizes (the baseline's events and the LLM's samples).
 
-* ``popularity``: training label frequency.
-* ``context``: label frequency at the next event's (hour, place), backing off
+* ``popularity``: training behavior frequency.
+* ``context``: behavior frequency at the next event's (hour, place), backing off
   to (place), then to popularity.
 * ``markov``: first-order Markov chain from the last history behavior to the
-  next one, add-one smoothed; a behavior never seen as a state backs off to
-  popularity. It is fit on every consecutive pair of the training sequences
-  (each sample's history followed by its label), the same transitions SASRec
-  learns from.
+  next one, over every consecutive pair of a training user's events, add-one
+  smoothed; a behavior never seen as a state backs off to popularity.
 * ``sasrec``: SASRec (Kang & McAuley, ICDM 2018), see :class:`SASRec`.
+* ``bert4rec``: BERT4Rec (Sun et al., CIKM 2019), see :class:`BERT4Rec`.
 
+The sequence models read behavior IDs only, like the paper's traditional rows.
 Count models return smoothed probabilities, so an unseen class keeps a small
 nonzero score and the metrics' ``p_label`` stays meaningful.
 """
@@ -45,13 +47,15 @@ from .metrics import label_indexes, write_report
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("popularity", "context", "markov", "sasrec")
+METHODS = ("popularity", "context", "markov", "sasrec", "bert4rec")
 TEST_SETS = ("test_natural", "test_balanced")
-REQUIRED_COLUMNS = ("hist_behavior", "hour", "place", "label")
+SAMPLE_COLUMNS = ("hist_behavior", "hour", "place", "label")
+EVENT_COLUMNS = ("user", "hour", "place", "behavior")
 
 
 class Baseline:
-    """Scores every candidate for a sample frame (the Parquet sets' columns); scikit-learn-style fit/predict_proba."""
+    """scikit-learn-style: ``fit`` on events (user, hour, place, behavior, in user and time order),
+    ``predict_proba`` on samples (hist_behavior, hour, place) over the candidate list."""
 
     def __init__(self, candidates: Sequence[str]):
         self.candidates = list(candidates)
@@ -60,32 +64,38 @@ class Baseline:
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None) -> Baseline:
         raise NotImplementedError
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """``[len(frame), len(candidates)]`` probabilities, rows summing to 1."""
+    def predict_proba(self, samples: pd.DataFrame) -> np.ndarray:
+        """``[len(samples), len(candidates)]`` probabilities, rows summing to 1."""
         raise NotImplementedError
 
-    def _labels(self, frame: pd.DataFrame) -> np.ndarray:
-        return label_indexes(frame["label"], self.candidates)
+    def _codes(self, events: pd.DataFrame) -> np.ndarray:
+        return label_indexes(events["behavior"], self.candidates)
 
-    def _histories(self, frame: pd.DataFrame) -> np.ndarray:
+    def _histories(self, samples: pd.DataFrame) -> np.ndarray:
         """``[N, L]`` candidate indexes of the history behaviors, oldest first."""
-        lengths = {len(history) for history in frame["hist_behavior"]}
+        lengths = {len(history) for history in samples["hist_behavior"]}
         if len(lengths) != 1:
             raise ValueError(f"histories must all have one length, found lengths {sorted(lengths)}")
-        flat = np.concatenate([np.asarray(history, dtype=object) for history in frame["hist_behavior"]])
-        return label_indexes(flat, self.candidates).reshape(len(frame), lengths.pop())
+        flat = np.concatenate([np.asarray(history, dtype=object) for history in samples["hist_behavior"]])
+        return label_indexes(flat, self.candidates).reshape(len(samples), lengths.pop())
+
+
+def consecutive_pairs(events: pd.DataFrame, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(previous, next) codes of every pair of consecutive events of the same user."""
+    same_user = events["user"].to_numpy()[1:] == events["user"].to_numpy()[:-1]
+    return codes[:-1][same_user], codes[1:][same_user]
 
 
 class Popularity(Baseline):
-    """Training label frequency, add-one smoothed."""
+    """Training behavior frequency, add-one smoothed."""
 
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None) -> Popularity:
-        counts = np.bincount(self._labels(train), minlength=len(self.candidates))
+        counts = np.bincount(self._codes(train), minlength=len(self.candidates))
         self.probs_ = (counts + 1.0) / (counts.sum() + len(self.candidates))
         return self
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.tile(self.probs_, (len(frame), 1))
+    def predict_proba(self, samples: pd.DataFrame) -> np.ndarray:
+        return np.tile(self.probs_, (len(samples), 1))
 
 
 def _count_table(keys: pd.Series, labels: np.ndarray, n_classes: int) -> tuple[pd.Index, np.ndarray]:
@@ -104,51 +114,70 @@ def _lookup(index: pd.Index, counts: np.ndarray, keys: pd.Series) -> np.ndarray:
     return found
 
 
+def _hour_place(frame: pd.DataFrame) -> pd.Series:
+    return frame["hour"].astype(int).astype(str) + "@" + frame["place"].astype(str)
+
+
 class Context(Baseline):
-    """Label frequency at the next event's (hour, place), backing off to (place), then popularity.
+    """Behavior frequency at the next event's (hour, place), backing off to (place), then popularity.
 
     Each level is the counts of its context plus one pseudo-count spread as the
     level below: ``p = (counts + p_below) / (n + 1)``. Counts are integers and
     ``p_below`` sums to 1, so the argmax is exactly the back-off rule (most
-    frequent label in the context, ties and unseen contexts resolved by the
+    frequent behavior in the context, ties and unseen contexts resolved by the
     level below).
     """
 
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None) -> Context:
-        labels = self._labels(train)
+        codes = self._codes(train)
         self.popularity_ = Popularity(self.candidates).fit(train)
-        self.places_ = _count_table(train["place"].astype(str), labels, len(self.candidates))
-        self.hour_places_ = _count_table(_hour_place(train), labels, len(self.candidates))
+        self.places_ = _count_table(train["place"].astype(str), codes, len(self.candidates))
+        self.hour_places_ = _count_table(_hour_place(train), codes, len(self.candidates))
         return self
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        probs = self.popularity_.predict_proba(frame)
-        for table, keys in ((self.places_, frame["place"].astype(str)), (self.hour_places_, _hour_place(frame))):
+    def predict_proba(self, samples: pd.DataFrame) -> np.ndarray:
+        probs = self.popularity_.predict_proba(samples)
+        for table, keys in ((self.places_, samples["place"].astype(str)), (self.hour_places_, _hour_place(samples))):
             counts = _lookup(*table, keys)
             probs = (counts + probs) / (counts.sum(axis=1, keepdims=True) + 1.0)
         return probs
-
-
-def _hour_place(frame: pd.DataFrame) -> pd.Series:
-    return frame["hour"].astype(int).astype(str) + "@" + frame["place"].astype(str)
 
 
 class Markov(Baseline):
     """First-order Markov chain last behavior -> next behavior, add-one smoothed, popularity for unseen states."""
 
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None) -> Markov:
-        sequences = np.column_stack([self._histories(train), self._labels(train)])
+        before, after = consecutive_pairs(train, self._codes(train))
         self.transitions_ = np.zeros((len(self.candidates), len(self.candidates)))
-        np.add.at(self.transitions_, (sequences[:, :-1].ravel(), sequences[:, 1:].ravel()), 1.0)
+        np.add.at(self.transitions_, (before, after), 1.0)
         self.popularity_ = Popularity(self.candidates).fit(train)
         self.fit_info_ = {"transitions": int(self.transitions_.sum())}
         return self
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        counts = self.transitions_[self._histories(frame)[:, -1]]
+    def predict_proba(self, samples: pd.DataFrame) -> np.ndarray:
+        counts = self.transitions_[self._histories(samples)[:, -1]]
         seen = counts.sum(axis=1, keepdims=True)
         smoothed = (counts + 1.0) / (seen + len(self.candidates))
-        return np.where(seen > 0, smoothed, self.popularity_.predict_proba(frame))
+        return np.where(seen > 0, smoothed, self.popularity_.predict_proba(samples))
+
+
+def user_windows(events: pd.DataFrame, codes: np.ndarray, length: int, pad: int) -> np.ndarray:
+    """Each user's behavior sequence cut into ``[n, length]`` windows that overlap by one event.
+
+    Consecutive windows share their boundary event, so every transition of the
+    training split is a target exactly once. A user's last, shorter window is
+    left-padded with ``pad``, as SASRec and BERT4Rec pad short sequences.
+    """
+    windows = []
+    users = events["user"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    for start, end in zip(starts, np.r_[starts[1:], len(users)]):
+        sequence = codes[start:end]
+        for first in range(0, max(len(sequence) - 1, 1), length - 1):
+            chunk = sequence[first : first + length]
+            if len(chunk) >= 2:
+                windows.append(np.r_[np.full(length - len(chunk), pad), chunk])
+    return np.array(windows, dtype=np.int64).reshape(-1, length)
 
 
 class PointWiseFeedForward(nn.Module):
@@ -167,15 +196,17 @@ class PointWiseFeedForward(nn.Module):
 class SASRecNetwork(nn.Module):
     """Self-attentive sequential recommender (Kang & McAuley 2018), laid out as the authors' code.
 
-    Item embedding (scaled by sqrt(hidden)) plus a learned positional embedding,
-    dropout, then ``blocks`` causal self-attention blocks (layer norm on the
-    query, attention, residual; layer norm, point-wise FFN with residual), a
-    final layer norm, and logits as dot products with the shared item embedding.
+    Item embedding (scaled by sqrt(hidden), the padding item zero) plus a learned
+    positional embedding, dropout, then ``blocks`` causal self-attention blocks
+    (layer norm on the query, attention, residual; layer norm, point-wise FFN
+    with residual), a final layer norm, and logits as dot products with the
+    shared item embedding (the padding item is never predicted).
     """
 
     def __init__(self, n_items: int, max_len: int, hidden: int, blocks: int, heads: int, dropout: float):
         super().__init__()
-        self.item_embedding = nn.Embedding(n_items, hidden)
+        self.n_items = n_items
+        self.item_embedding = nn.Embedding(n_items + 1, hidden, padding_idx=n_items)
         self.position_embedding = nn.Embedding(max_len, hidden)
         self.dropout = nn.Dropout(dropout)
         self.attention_norms = nn.ModuleList(nn.LayerNorm(hidden, eps=1e-8) for _ in range(blocks))
@@ -201,75 +232,104 @@ class SASRecNetwork(nn.Module):
             query = norm(x)
             attended, _ = attention(query, x, x, attn_mask=mask, need_weights=False)
             x = feed_forward(forward_norm(query + attended))
-        return self.last_norm(x) @ self.item_embedding.weight.T
+        return self.last_norm(x) @ self.item_embedding.weight[: self.n_items].T
 
 
-class SASRec(Baseline):
-    """SASRec trained on the behavior sequences alone, the next behavior as target.
+class BERT4RecNetwork(nn.Module):
+    """BERT4Rec (Sun et al. 2019): a bidirectional Transformer encoder over the item sequence.
 
-    Input is the history's behavior IDs only (no day, hour or place): the paper's
-    SASRec baseline is a sequential recommender without side features. Every
-    position of a training sequence (history followed by label) predicts the
-    behavior after it, SASRec's own objective, with a softmax cross-entropy over
-    all candidates in place of the original's one sampled negative (common, and
-    exact for a few dozen items). Histories all have the data set's length L, so
-    ``max_len = L`` and no padding is needed. Adam; after each epoch the
-    validation accuracy decides early stopping (ties broken by validation loss)
-    and the best epoch's weights are kept. Validation accuracy is taken at every
-    position of the validation users' sequences, as the loss is: the last
-    position alone is too few predictions on a small validation set (48 in the
-    cpu preset), where a lucky first epoch would stop training. Seeded: the same
-    seed and data give the same model.
+    Item (plus padding and [mask]) and learned positional embeddings, layer norm
+    and dropout, ``blocks`` post-norm Transformer layers with GELU, then the
+    output projection of the paper: a GELU feed-forward layer and layer norm,
+    and logits as dot products with the shared item embedding plus a bias.
     """
+
+    def __init__(self, n_items: int, max_len: int, hidden: int, blocks: int, heads: int, dropout: float):
+        super().__init__()
+        self.n_items, self.pad, self.mask = n_items, n_items, n_items + 1
+        self.item_embedding = nn.Embedding(n_items + 2, hidden, padding_idx=self.pad)
+        self.position_embedding = nn.Embedding(max_len, hidden)
+        self.norm = nn.LayerNorm(hidden)
+        self.dropout = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(hidden, heads, 4 * hidden, dropout, activation="gelu", batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, blocks, enable_nested_tensor=False)
+        self.projection = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.LayerNorm(hidden))
+        self.bias = nn.Parameter(torch.zeros(n_items))
+        for module in self.modules():  # BERT's initialisation: truncated normal, std 0.02
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.trunc_normal_(module.weight, std=0.02, a=-0.04, b=0.04)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        """``[B, L]`` item ids (some [mask]) -> ``[B, L, n_items]`` logits of the item at each position."""
+        positions = torch.arange(items.shape[1], device=items.device)
+        x = self.dropout(self.norm(self.item_embedding(items) + self.position_embedding(positions)))
+        x = self.encoder(x, src_key_padding_mask=items == self.pad)
+        return self.projection(x) @ self.item_embedding.weight[: self.n_items].T + self.bias
+
+
+class SequenceModel(Baseline):
+    """Shared training of the two sequence recommenders: Adam, early stopping on validation accuracy.
+
+    Training windows are the training users' event sequences cut by
+    :func:`user_windows` (length L + 1, L the samples' history length). After each
+    epoch the validation accuracy of the windows' targets decides early stopping
+    (ties broken by validation loss) and the best epoch's weights are kept.
+    Seeded: the same seed and data give the same model.
+    """
+
+    network_class: type[nn.Module]
 
     def __init__(
         self,
         candidates: Sequence[str],
         hidden: int = 64,
         blocks: int = 2,
-        heads: int = 1,
+        heads: int = 2,
         dropout: float = 0.2,
         lr: float = 1e-3,
         batch_size: int = 128,
-        epochs: int = 200,
-        patience: int = 20,
+        epochs: int = 100,
+        patience: int = 10,
+        history_len: int = 20,
         seed: int = 0,
         device: str = "cpu",
     ):
         super().__init__(candidates)
         self.hidden, self.blocks, self.heads, self.dropout = hidden, blocks, heads, dropout
         self.lr, self.batch_size, self.epochs, self.patience = lr, batch_size, epochs, patience
-        self.seed, self.device = seed, device
+        self.history_len, self.seed, self.device = history_len, seed, device
 
-    def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None) -> SASRec:
+    def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None) -> SequenceModel:
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         torch.manual_seed(self.seed)
-        generator = torch.Generator().manual_seed(self.seed)
-        sequences = torch.as_tensor(np.column_stack([self._histories(train), self._labels(train)]))
-        inputs, targets = sequences[:, :-1], sequences[:, 1:]
-        self.network_ = SASRecNetwork(
-            len(self.candidates), inputs.shape[1], self.hidden, self.blocks, self.heads, self.dropout
+        self.generator_ = torch.Generator().manual_seed(self.seed)
+        pad, length = len(self.candidates), self.history_len + 1
+        windows = torch.as_tensor(user_windows(train, self._codes(train), length, pad))
+        valid_windows = torch.as_tensor(user_windows(valid, self._codes(valid), length, pad)) if valid is not None else None
+        self.network_ = self.network_class(
+            len(self.candidates), self.max_len, self.hidden, self.blocks, self.heads, self.dropout
         ).to(self.device)
         optimizer = torch.optim.Adam(self.network_.parameters(), lr=self.lr, betas=(0.9, 0.98))
-        loss_fn = nn.CrossEntropyLoss()
-        if valid is not None:
-            valid_sequences = torch.as_tensor(np.column_stack([self._histories(valid), self._labels(valid)]))
-            valid_inputs, valid_targets = (
-                valid_sequences[:, :-1].to(self.device),
-                valid_sequences[:, 1:].to(self.device),
-            )
         best, best_state, waited = None, None, 0
-        self.fit_info_ = {"train_sequences": len(inputs)}
-        progress = tqdm(range(1, self.epochs + 1), desc="sasrec", unit="epoch")
+        self.fit_info_ = {"train_windows": len(windows), "train_events": len(train)}
+        progress = tqdm(range(1, self.epochs + 1), desc=type(self).__name__, unit="epoch")
         for epoch in progress:
-            train_loss = self._train_epoch(optimizer, loss_fn, inputs, targets, generator)
-            self.fit_info_ |= {"epochs_run": epoch, "train_loss": train_loss}
-            if valid is None:
-                progress.set_postfix(loss=f"{train_loss:.3f}")
+            self.network_.train()
+            total = 0.0
+            for batch in torch.randperm(len(windows), generator=self.generator_).split(self.batch_size):
+                loss = self._loss(windows[batch].to(self.device))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(batch)
+            self.fit_info_ |= {"epochs_run": epoch, "train_loss": total / len(windows)}
+            if valid_windows is None:
                 continue
-            accuracy, valid_loss = self._validate(valid_inputs, valid_targets, loss_fn)
-            progress.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{accuracy:.3f}")
+            accuracy, valid_loss = self._validate(valid_windows.to(self.device))
+            progress.set_postfix(loss=f"{total / len(windows):.3f}", val_acc=f"{accuracy:.3f}")
             if best is None or (accuracy, -valid_loss) > best:
                 best, waited = (accuracy, -valid_loss), 0
                 best_state = copy.deepcopy(self.network_.state_dict())
@@ -283,69 +343,134 @@ class SASRec(Baseline):
             self.network_.load_state_dict(best_state)
         return self
 
-    def _train_epoch(self, optimizer, loss_fn, inputs: torch.Tensor, targets: torch.Tensor, generator) -> float:
-        """One pass over the sequences in a seeded random order; returns the mean loss."""
-        self.network_.train()
-        total = 0.0
-        for batch in torch.randperm(len(inputs), generator=generator).split(self.batch_size):
-            logits = self.network_(inputs[batch].to(self.device))
-            loss = loss_fn(logits.flatten(0, 1), targets[batch].to(self.device).flatten())
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
-        return total / len(inputs)
+    def predict_proba(self, samples: pd.DataFrame) -> np.ndarray:
+        histories = torch.as_tensor(self._histories(samples))
+        if histories.shape[1] != self.history_len:
+            raise ValueError(f"histories have length {histories.shape[1]}; the model was trained for {self.history_len}")
+        self.network_.eval()
+        with torch.no_grad():
+            logits = torch.cat([self._next_logits(chunk.to(self.device)) for chunk in histories.split(1024)])
+        return torch.softmax(logits.double(), dim=1).cpu().numpy()
+
+
+class SASRec(SequenceModel):
+    """SASRec trained on behavior IDs, the next behavior as target at every position (its own objective).
+
+    A softmax cross-entropy over all candidates replaces the original's one
+    sampled negative (common, and exact for a few dozen items); padded positions
+    are neither inputs that matter (masked by causality and padding) nor targets.
+    """
+
+    network_class = SASRecNetwork
+
+    @property
+    def max_len(self) -> int:
+        return self.history_len
+
+    def _targets(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, targets = windows[:, :-1], windows[:, 1:].clone()
+        targets[inputs == self.network_.n_items] = -100  # no target after a padding input
+        targets[targets == self.network_.n_items] = -100
+        return inputs, targets
+
+    def _loss(self, windows: torch.Tensor) -> torch.Tensor:
+        inputs, targets = self._targets(windows)
+        return nn.functional.cross_entropy(self.network_(inputs).flatten(0, 1), targets.flatten(), ignore_index=-100)
 
     @torch.no_grad()
-    def _validate(self, inputs: torch.Tensor, targets: torch.Tensor, loss_fn) -> tuple[float, float]:
-        """Accuracy and loss of the next-behavior predictions at every position of the validation sequences."""
+    def _validate(self, windows: torch.Tensor) -> tuple[float, float]:
         self.network_.eval()
+        inputs, targets = self._targets(windows)
         logits = torch.cat([self.network_(chunk) for chunk in inputs.split(1024)]).flatten(0, 1)
         targets = targets.flatten()
-        return (logits.argmax(dim=1) == targets).double().mean().item(), loss_fn(logits, targets).item()
+        scored = targets != -100
+        accuracy = (logits[scored].argmax(dim=1) == targets[scored]).double().mean().item()
+        return accuracy, nn.functional.cross_entropy(logits[scored], targets[scored]).item()
+
+    def _next_logits(self, histories: torch.Tensor) -> torch.Tensor:
+        return self.network_(histories)[:, -1]
+
+
+class BERT4Rec(SequenceModel):
+    """BERT4Rec trained with its Cloze objective on behavior IDs.
+
+    Each training window has a share ``mask_prob`` of its items (at least one)
+    replaced by [mask] and the encoder predicts them from both sides; to predict
+    the next behavior, [mask] is appended after the history, as in the paper.
+    Validation masks each validation window's last item.
+    """
+
+    network_class = BERT4RecNetwork
+    mask_prob = 0.2
+
+    @property
+    def max_len(self) -> int:
+        return self.history_len + 1
+
+    def _loss(self, windows: torch.Tensor) -> torch.Tensor:
+        real = windows != self.network_.pad
+        draw = torch.rand(windows.shape, generator=self.generator_).to(windows.device)
+        masked = real & (draw < self.mask_prob)
+        masked[torch.arange(len(windows)), draw.masked_fill(~real, 2.0).argmin(dim=1)] = True  # at least one
+        inputs = windows.masked_fill(masked, self.network_.mask)
+        targets = windows.masked_fill(~masked, -100)
+        return nn.functional.cross_entropy(self.network_(inputs).flatten(0, 1), targets.flatten(), ignore_index=-100)
 
     @torch.no_grad()
-    def _last_logits(self, histories: torch.Tensor) -> torch.Tensor:
+    def _validate(self, windows: torch.Tensor) -> tuple[float, float]:
         self.network_.eval()
-        return torch.cat([self.network_(chunk)[:, -1] for chunk in histories.split(1024)])
+        inputs = windows.clone()
+        inputs[:, -1] = self.network_.mask
+        logits = torch.cat([self.network_(chunk)[:, -1] for chunk in inputs.split(1024)])
+        targets = windows[:, -1]
+        return (logits.argmax(dim=1) == targets).double().mean().item(), nn.functional.cross_entropy(logits, targets).item()
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        histories = torch.as_tensor(self._histories(frame)).to(self.device)
-        max_len = self.network_.position_embedding.num_embeddings
-        if histories.shape[1] != max_len:
-            raise ValueError(f"histories have length {histories.shape[1]}; the model was trained on length {max_len}")
-        return torch.softmax(self._last_logits(histories).double(), dim=1).cpu().numpy()
+    def _next_logits(self, histories: torch.Tensor) -> torch.Tensor:
+        masked = torch.full((len(histories), 1), self.network_.mask, device=histories.device)
+        return self.network_(torch.cat([histories, masked], dim=1))[:, -1]
 
 
-def make_baseline(method: str, candidates: Sequence[str], seed: int = 0, epochs: int | None = None) -> Baseline:
-    """The baseline called ``method``; ``seed`` and ``epochs`` apply to SASRec (the count models are exact)."""
-    if method == "sasrec":
+def make_baseline(
+    method: str, candidates: Sequence[str], seed: int = 0, epochs: int | None = None, history_len: int = 20
+) -> Baseline:
+    """The baseline called ``method``; ``seed``, ``epochs`` and ``history_len`` apply to the sequence models."""
+    sequence_models = {"sasrec": SASRec, "bert4rec": BERT4Rec}
+    if method in sequence_models:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        return SASRec(candidates, seed=seed, device=device, **({"epochs": epochs} if epochs is not None else {}))
+        kwargs = {"epochs": epochs} if epochs is not None else {}
+        return sequence_models[method](candidates, seed=seed, device=device, history_len=history_len, **kwargs)
     classes = {"popularity": Popularity, "context": Context, "markov": Markov}
     if method not in classes:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     return classes[method](candidates)
 
 
-def read_set(path: Path, candidates: Sequence[str]) -> pd.DataFrame:
-    """A Parquet set, checked: the columns baselines use, and labels and history behaviors among the candidates."""
+def read_frame(path: Path, candidates: Sequence[str], columns: Sequence[str], behavior_columns: Sequence[str]) -> pd.DataFrame:
+    """A Parquet file, checked: the columns baselines use, and every behavior among the candidates."""
     frame = pd.read_parquet(path)
-    for column in REQUIRED_COLUMNS:
+    for column in columns:
         if column not in frame.columns:
             raise BadInputError(path, "missing column", field=column)
     known = set(candidates)
-    unknown = {
-        "label": frame["label"].map(lambda label: None if label in known else label),
-        "hist_behavior": frame["hist_behavior"].map(lambda history: next((b for b in history if b not in known), None)),
-    }
-    for column, values in unknown.items():
-        bad = np.flatnonzero(values.notna().to_numpy())
+    for column in behavior_columns:
+        if column == "hist_behavior":
+            unknown = frame[column].map(lambda history: next((b for b in history if b not in known), None))
+        else:
+            unknown = frame[column].map(lambda name: None if name in known else name)
+        bad = np.flatnonzero(unknown.notna().to_numpy())
         if len(bad):
-            raise BadInputError(
-                path, f"behavior {values.iloc[bad[0]]!r} is not a candidate", row=int(bad[0]) + 1, field=column
-            )
+            raise BadInputError(path, f"behavior {unknown.iloc[bad[0]]!r} is not a candidate", row=int(bad[0]) + 1, field=column)
     return frame
+
+
+def read_set(path: Path, candidates: Sequence[str]) -> pd.DataFrame:
+    """A sample set (``<set>.parquet``)."""
+    return read_frame(path, candidates, SAMPLE_COLUMNS, ("label", "hist_behavior"))
+
+
+def read_events(path: Path, candidates: Sequence[str]) -> pd.DataFrame:
+    """A split's events (``<split>_events.parquet``)."""
+    return read_frame(path, candidates, EVENT_COLUMNS, ("behavior",))
 
 
 def run_baseline(
@@ -356,25 +481,28 @@ def run_baseline(
     reports: Path = REPO_ROOT / "reports",
     data_root: Path = REPO_ROOT / "data",
 ) -> Path:
-    """Fit ``method`` on the training set, score both test sets and write the report; returns its folder."""
+    """Fit ``method`` on the training split, score both test sets and write the report; returns its folder."""
     data_dir = data_root / dataset
     vocabulary = json.loads((data_dir / "behaviors.json").read_text(encoding="utf-8"))
     candidates, behaviors = vocabulary["candidates"], vocabulary["behaviors"]
     started = time.perf_counter()
-    frames = {name: read_set(data_dir / f"{name}.parquet", candidates) for name in ("all_train", "valid", *TEST_SETS)}
-    logger.info("read %s: %s", data_dir, {name: len(frame) for name, frame in frames.items()})
-    model = make_baseline(method, candidates, seed=seed, epochs=epochs)
+    train, valid = (read_events(data_dir / f"{split}_events.parquet", candidates) for split in ("train", "valid"))
+    tests = {name: read_set(data_dir / f"{name}.parquet", candidates) for name in TEST_SETS}
+    history_len = len(tests["test_natural"]["hist_behavior"].iloc[0])
+    logger.info("read %s: %d training events, %d validation events", data_dir, len(train), len(valid))
+    model = make_baseline(method, candidates, seed=seed, epochs=epochs, history_len=history_len)
     fit_started = time.perf_counter()
-    model.fit(frames["all_train"], frames["valid"])
+    model.fit(train, valid)
     fit_seconds = time.perf_counter() - fit_started
-    logger.info("fit %s on %d samples in %.1fs %s", method, len(frames["all_train"]), fit_seconds, model.fit_info_)
-    scores = {name: (frames[name]["label"].tolist(), model.predict_proba(frames[name])) for name in TEST_SETS}
+    logger.info("fit %s on %d events in %.1fs %s", method, len(train), fit_seconds, model.fit_info_)
+    scores = {name: (frame["label"].tolist(), model.predict_proba(frame)) for name, frame in tests.items()}
     manifest = data_dir / "manifest.json"
     extra = {
         "dataset": dataset,
         "data_key": json.loads(manifest.read_text(encoding="utf-8")).get("key") if manifest.is_file() else None,
         "seed": seed,
-        "train_samples": len(frames["all_train"]),
+        "train_events": len(train),
+        "llm_train_samples": vocabulary["stats"]["set_sizes"]["all_train"],
         "fit_seconds": round(fit_seconds, 3),
         **model.fit_info_,
     }
@@ -389,9 +517,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", default="default")
     parser.add_argument("--method", choices=METHODS, required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--epochs", type=int, help="SASRec's maximum epochs (default 200; early stopping usually ends sooner)"
-    )
+    parser.add_argument("--epochs", type=int, help="the sequence models' maximum epochs (default 100; early stopping usually ends sooner)")
     parser.add_argument("--reports", type=Path, default=REPO_ROOT / "reports")
     parser.add_argument("--data-root", type=Path, default=REPO_ROOT / "data")
     args = parser.parse_args(argv)

@@ -28,16 +28,15 @@ from tqdm import tqdm
 from .cache import code_files, run_stage
 from .fileio import atomic_output, write_json
 from .presets import get_preset
-from .prompts import TEMPLATE_DIR, PromptRenderer, draw_wordings
+from .prompts import TEMPLATE_DIR, PromptRenderer, draw_templates
 from .readers import read_foursquare, read_placelab, read_table
-from .samples import SampleConfig, SampleSets, build_sample_sets, sample_frame
+from .samples import SETS, SampleConfig, SampleSets, build_sample_sets, sample_frame
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASET_INFO = REPO_ROOT / "dataset_info.json"
 SHARED_DATA = Path(os.environ.get("BEHAVIORLM_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
-SETS = ("anchor_train", "all_train", "valid", "test_natural", "test_balanced", "pool")
 CHUNK = 20_000
 
 # Named sources and the settings that suit them; a user file takes --columns.
@@ -76,14 +75,14 @@ def write_sets(sets: SampleSets, config: SampleConfig, out_dir: Path) -> dict:
     renderer = PromptRenderer(candidates)
     for set_index, name in enumerate(SETS):
         targets = sets.sets[name]
-        wordings = draw_wordings(len(targets), seed=config.seed * 100 + set_index)
+        templates = draw_templates(len(targets), seed=config.seed * 100 + set_index)
         writer = None
         with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as jsonl:
             for start in tqdm(range(0, len(targets), CHUNK), desc=f"render {name}", unit="chunk", disable=len(targets) < CHUNK):
                 frame = sample_frame(sets.events, targets[start : start + CHUNK], config.history_len)
                 frame.insert(0, "sample_id", [f"{name}-{i}" for i in range(start, start + len(frame))])
-                frame["wording"] = wordings[start : start + len(frame)]
-                frame["prompt"] = [renderer.render_row(row) for row in frame.itertuples(index=False)]
+                frame["template"] = templates[start : start + len(frame)]
+                frame["prompt"], frame["sample_spans"] = zip(*(renderer.render_row(row) for row in frame.itertuples(index=False)))
                 jsonl.writelines(json.dumps({"instruction": prompt, "input": "", "output": label}, ensure_ascii=False) + "\n" for prompt, label in zip(frame["prompt"], frame["label"]))
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 if writer is None:
@@ -94,6 +93,8 @@ def write_sets(sets: SampleSets, config: SampleConfig, out_dir: Path) -> dict:
         else:
             writer.close()
         logger.info("wrote %s: %d samples", out_dir / f"{name}.jsonl", len(targets))
+    for split in ("train", "valid"):  # the whole splits, which the baselines fit and stop early on
+        pq.write_table(pa.Table.from_pandas(sets.split_events(split), preserve_index=False), out_dir / f"{split}_events.parquet")
     table = sets.behavior_table
     vocabulary = {
         "candidates": candidates,
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-count", type=int, help="keep behaviors with at least N events (other events are dropped)")
     parser.add_argument("--split-by", choices=["user", "time"])
     parser.add_argument("--balanced-per-class", type=int)
+    parser.add_argument("--max-train", type=int, help="cap of the training sets (default: the preset's)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--data-root", type=Path, default=REPO_ROOT / "data")
     args = parser.parse_args(argv)
@@ -207,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         grid_deg=None if args.grid_deg.lower() == "none" else float(args.grid_deg), data_root=args.data_root,
         history_len=args.history_len, anchor_threshold=args.anchor_threshold, top_k=args.top_k,
         min_count=args.min_count, split_by=args.split_by, balanced_per_class=args.balanced_per_class, seed=args.seed,
+        max_train=args.max_train,
     )
     print(out)
 

@@ -11,6 +11,13 @@ prediction) so that all methods are measured by the same code:
   classes present, and Head, Medium, Tail, the same mean within each report
   group of ``behaviors.json`` (NaN where a group has no class present).
 * both sets: Hit@k, the share of samples whose label is among the k best scores.
+
+Every paper metric comes with a 95% bootstrap interval (:func:`bootstrap_replicates`):
+the natural set is resampled as a whole, the balanced set within each class (its
+design: a fixed number of samples per class). The resampled indexes depend only
+on the test set and the seed, so two models scored on the same set share them
+and the difference of their replicates is a paired interval
+(:func:`paired_difference`).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ logger = logging.getLogger(__name__)
 KS = (1, 3, 5)
 REPORT_GROUPS = ("head", "medium", "tail")
 PAPER_METRICS = ("prec_w", "rec_w", "overall", "head", "medium", "tail")
+BOOTSTRAP_REPLICATES = 1000
+BOOTSTRAP_SEED = 0
 
 
 def label_indexes(labels: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
@@ -142,6 +151,70 @@ def evaluate(
     return result | top_k_hits(scores, label_index)
 
 
+def bootstrap_replicates(
+    y_true: Sequence[str],
+    y_pred: Sequence[str],
+    candidates: Sequence[str],
+    behaviors: Sequence[dict],
+    balanced: bool,
+    replicates: int = BOOTSTRAP_REPLICATES,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, np.ndarray]:
+    """The set's paper metrics recomputed on ``replicates`` resamples: ``{metric: array [replicates]}``.
+
+    Natural set: Prec_w and Rec_w on samples drawn with replacement from the whole set.
+    Balanced set: Overall and Head/Medium/Tail from per-class accuracies, each class's
+    samples drawn with replacement from that class (a group with no class gives NaN).
+    """
+    rng = np.random.default_rng(seed)
+    labels = label_indexes(y_true, candidates)
+    correct = labels == label_indexes(y_pred, candidates)
+    if not balanced:
+        predicted = label_indexes(y_pred, candidates)
+        draws = rng.integers(0, len(labels), size=(replicates, len(labels)))
+        found = {"prec_w": np.empty(replicates), "rec_w": np.empty(replicates)}
+        for r, rows in enumerate(draws):
+            found["prec_w"][r], found["rec_w"][r] = _weighted_precision_recall_codes(labels[rows], predicted[rows])
+        return found
+    group_of = {b["name"]: b["report_group"] for b in behaviors}
+    classes = np.unique(labels)
+    accuracy = np.empty((replicates, len(classes)))
+    for k, c in enumerate(classes):
+        hits = correct[labels == c]
+        accuracy[:, k] = hits[rng.integers(0, len(hits), size=(replicates, len(hits)))].mean(axis=1)
+    groups = np.array([group_of[candidates[c]] for c in classes])
+    found = {"overall": accuracy.mean(axis=1)}
+    for group in REPORT_GROUPS:
+        found[group] = accuracy[:, groups == group].mean(axis=1) if (groups == group).any() else np.full(replicates, math.nan)
+    return found
+
+
+def _weighted_precision_recall_codes(labels: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
+    """Prec_w and Rec_w (as :func:`weighted_precision_recall`) on integer codes, fast enough for a bootstrap."""
+    present, support = np.unique(labels, return_counts=True)
+    hits = np.bincount(labels[labels == predicted], minlength=labels.max() + 1)[present]
+    predicted_count = np.bincount(predicted, minlength=max(labels.max(), predicted.max()) + 1)[present]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted_count > 0, hits / predicted_count, 0.0)
+    weight = support / support.sum()
+    return float((precision * weight).sum()), float((hits / support * weight).sum())
+
+
+def interval(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates (NaN when the metric is undefined)."""
+    if np.isnan(replicates).all():
+        return math.nan, math.nan
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(replicates, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and percentile interval of ``a - b`` over the replicates of two models on the same resamples."""
+    diff = np.asarray(a) - np.asarray(b)
+    return (float(np.mean(diff)), *interval(diff, level))
+
+
 def predictions_frame(y_true: Sequence[str], scores: np.ndarray, candidates: Sequence[str]) -> pd.DataFrame:
     """Per sample: its index in the set, label, prediction, the score (probability) of the label, and the top 3."""
     scores = _check_scores(y_true, scores, candidates)
@@ -185,7 +258,9 @@ def write_report(
     """Evaluate the given sets and write the report folder atomically; returns what ``metrics.json`` holds.
 
     Writes ``metrics.json`` (the six paper metrics at the top level, null for a
-    set not given; ``<set>_n`` and ``<set>_hit@k``; ``extra``), ``per_class.csv``
+    set not given, each with its 95% bootstrap interval as ``<metric>_lo`` and
+    ``<metric>_hi``; ``<set>_n`` and ``<set>_hit@k``; ``extra``), ``bootstrap.npz``
+    (the replicates, for paired comparisons between models), ``per_class.csv``
     (balanced set if given, else natural), and per set ``confusion_<set>.csv``
     and ``predictions_<set>.csv``.
     """
@@ -193,7 +268,7 @@ def write_report(
     if not sets:
         raise ValueError("write_report needs the natural or the balanced test set")
     metrics: dict[str, Any] = {"method": method} | dict.fromkeys(PAPER_METRICS)
-    predictions = {}
+    predictions, replicates = {}, {}
     with atomic_output(out_dir) as tmp:
         tmp.mkdir(parents=True)
         for name, (y_true, scores) in sets.items():
@@ -202,7 +277,11 @@ def write_report(
                 metrics[key if key in PAPER_METRICS else f"{name}_{key}"] = value
             predictions[name] = predictions_frame(y_true, scores, candidates)
             predictions[name].to_csv(tmp / f"predictions_{name}.csv", index=False)
+            replicates |= bootstrap_replicates(y_true, predictions[name]["prediction"], candidates, behaviors, name == "balanced")
             confusion_frame(y_true, predictions[name]["prediction"], candidates).to_csv(tmp / f"confusion_{name}.csv")
+        for metric, values in replicates.items():
+            metrics[f"{metric}_lo"], metrics[f"{metric}_hi"] = interval(values)
+        np.savez(tmp / "bootstrap.npz", **replicates)
         table_set = "balanced" if "balanced" in sets else "natural"
         table = per_class_table(sets[table_set][0], predictions[table_set]["prediction"], candidates, behaviors)
         table.to_csv(tmp / "per_class.csv", index=False)

@@ -107,11 +107,11 @@ def parse_hour(value, source: str = "<args>", row: int | None = None) -> int:
 
 
 def predict(queries: list[dict], candidates: list[str], model: str, adapter: Path | None, template: str, top_k: int, seed: int = 0):
-    """Rank candidates for each query ({"history": [...], "dow", "hour", "place"}); wording 0 for every query."""
+    """Rank candidates for each query ({"history": [...], "dow", "hour", "place"}); template 0 for every query."""
     from .scorer import CandidateScorer
 
     renderer = PromptRenderer(candidates)
-    prompts = [renderer.render(q["history"], q["dow"], q["hour"], q["place"], wording=0) for q in queries]
+    prompts = [renderer.render(q["history"], q["dow"], q["hour"], q["place"], template=0)[0] for q in queries]
     result = CandidateScorer(model, adapter_dir=adapter, template=template).score(prompts, candidates, progress=len(prompts) > 8)
     order = np.argsort(-result.probs, axis=1, kind="stable")[:, :top_k]
     return [[(candidates[j], float(result.probs[i, j])) for j in row] for i, row in enumerate(order)]

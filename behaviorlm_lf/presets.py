@@ -38,7 +38,17 @@ class Preset:
     cutoff_len: int
     # LlamaFactory settings that depend on the hardware, not the method
     llamafactory_overrides: dict = field(default_factory=dict)
+    # Training hyper-parameters for the backbone's size (the YAML files hold the paper's, for an 8B model):
+    # A-Tuning and full fine-tuning, and B-Tuning.
+    a_tune_args: dict = field(default_factory=dict)
+    b_tune_args: dict = field(default_factory=dict)
 
+
+# A 135M backbone learns from a thousand samples only with a learning rate ten times the paper's 1e-4 (which is
+# for an 8B model over thousands of steps) and a wider adapter; chosen from the measured learning curve
+# (docs/learning_curve.md).
+SMALL_MODEL_A_TUNE = {"learning_rate": 1.0e-3, "lora_rank": 16, "lora_alpha": 32}
+SMALL_MODEL_B_TUNE = {"learning_rate": 2.0e-4, "lora_rank": 16, "lora_alpha": 32}
 
 PRESETS = {
     "smoke": Preset(
@@ -47,14 +57,16 @@ PRESETS = {
         num_train_epochs=1, eval_steps=2, select_per_class=2, b_num_train_epochs=1, b_max_samples=8, cutoff_len=1024,
     ),
     "cpu": Preset(
-        model="models/SmolLM2-135M-Instruct", template="smollm2", sim_users=300, sim_days=28,
-        max_train=128, max_valid=32, max_natural_test=400, balanced_per_class=20, pool_per_class=6,
-        num_train_epochs=1, eval_steps=8, select_per_class=2, b_num_train_epochs=1, b_max_samples=None, cutoff_len=1024,
+        model="models/SmolLM2-135M-Instruct", template="smollm2", sim_users=1500, sim_days=28,
+        max_train=1000, max_valid=64, max_natural_test=400, balanced_per_class=10, pool_per_class=20,
+        num_train_epochs=1, eval_steps=40, select_per_class=10, b_num_train_epochs=1, b_max_samples=None, cutoff_len=1024,
+        a_tune_args=SMALL_MODEL_A_TUNE, b_tune_args=SMALL_MODEL_B_TUNE,
     ),
     "cpu-benchmark": Preset(
         model="models/SmolLM2-135M-Instruct", template="smollm2", sim_users=300, sim_days=28,
         max_train=32, max_valid=8, max_natural_test=50, balanced_per_class=1, pool_per_class=2,
         num_train_epochs=1, eval_steps=2, select_per_class=1, b_num_train_epochs=1, b_max_samples=None, cutoff_len=1024,
+        a_tune_args=SMALL_MODEL_A_TUNE, b_tune_args=SMALL_MODEL_B_TUNE,
     ),
     "gpu": Preset(
         model="models/Meta-Llama-3.1-8B-Instruct", template="llama3", sim_users=3000, sim_days=60,

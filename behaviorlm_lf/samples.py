@@ -20,6 +20,10 @@ logger = logging.getLogger(__name__)
 
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 SPLITS = ("train", "valid", "test")
+# The sets written for every data set: A-Tuning's anchor-labelled training samples, the full fine-tuning set,
+# the medium+tail set of Fig. 5's reversed curriculum (labels below 5%), validation, the two test sets and
+# B-Tuning's selection pool.
+SETS = ("anchor_train", "all_train", "tail_train", "valid", "test_natural", "test_balanced", "pool")
 HEAD_MIN, TAIL_MAX = 0.05, 0.01  # reporting groups: head > 5%, medium 1-5%, tail < 1%
 
 
@@ -56,9 +60,10 @@ class EventArrays:
 
     @classmethod
     def from_frame(cls, events: pd.DataFrame) -> EventArrays:
-        places = events["place"].astype("category")
-        behaviors = events["behavior"].astype("category")
-        users = events["user"].astype("category")
+        # Unused categories (a user or place whose events a label cut removed) would leave gaps in the codes.
+        places, behaviors, users = (
+            events[column].astype("category").cat.remove_unused_categories() for column in ("place", "behavior", "user")
+        )
         return cls(
             user=users.cat.codes.to_numpy(np.int64),
             dow=events["time"].dt.dayofweek.to_numpy(np.int8),
@@ -73,12 +78,31 @@ class EventArrays:
 
 @dataclass
 class SampleSets:
-    """Target-event indexes of every set, and what it took to build them."""
+    """Target-event indexes of every set, each event's split, and what it took to build them."""
 
     events: EventArrays
     sets: dict[str, np.ndarray]
     behavior_table: pd.DataFrame
+    split: np.ndarray  # per event: 0 train, 1 valid, 2 test
     stats: dict = field(default_factory=dict)
+
+    def split_events(self, split: str) -> pd.DataFrame:
+        """The events of one split as a frame (user, dow, hour, place, behavior), in user and time order.
+
+        The baselines fit on the whole training split from these, as a user would,
+        rather than on the LLM's capped sample.
+        """
+        rows = np.flatnonzero(self.split == SPLITS.index(split))
+        arrays = self.events
+        return pd.DataFrame(
+            {
+                "user": np.asarray(arrays.users, dtype=object)[arrays.user[rows]],
+                "dow": arrays.dow[rows],
+                "hour": arrays.hour[rows],
+                "place": np.asarray(arrays.places, dtype=object)[arrays.place[rows]],
+                "behavior": np.asarray(arrays.behaviors, dtype=object)[arrays.behavior[rows]],
+            }
+        )
 
 
 def filter_behaviors(events: pd.DataFrame, top_k: int | None, min_count: int | None) -> tuple[pd.DataFrame, dict]:
@@ -124,35 +148,40 @@ def build_sample_sets(events: pd.DataFrame, config: SampleConfig, source: str = 
 
     event_split = _split_events(arrays.user, position, lengths, starts, config, source)
     behavior_table = _behavior_table(arrays, event_split, config.anchor_threshold, source)
-    rng = np.random.default_rng(config.seed)
     by_split = {name: targets[event_split[targets] == i] for i, name in enumerate(SPLITS)}
     is_anchor = behavior_table["group"].eq("anchor").to_numpy()
+    below_head = behavior_table["report_group"].ne("head").to_numpy()
+
+    def rng(set_name: str) -> np.random.Generator:
+        """Each set its own stream, so that changing one set's size or threshold leaves the others as they are."""
+        return np.random.default_rng([config.seed, SETS.index(set_name)])
 
     train = by_split["train"]
-    anchor_train = train[is_anchor[arrays.behavior[train]]]
-    test = rng.permutation(by_split["test"])
+    test = rng("test_natural").permutation(by_split["test"])
     n_natural = int(round(len(test) * config.natural_test_fraction))
     if config.max_natural_test is not None:
         n_natural = min(n_natural, config.max_natural_test)
     sets = {
-        "anchor_train": _cap(anchor_train, config.max_train, rng),
-        "all_train": _cap(train, config.max_train, rng),
-        "valid": _cap(by_split["valid"], config.max_valid, rng),
+        "anchor_train": _cap(train[is_anchor[arrays.behavior[train]]], config.max_train, rng("anchor_train")),
+        "all_train": _cap(train, config.max_train, rng("all_train")),
+        "tail_train": _cap(train[below_head[arrays.behavior[train]]], config.max_train, rng("tail_train")),
+        "valid": _cap(by_split["valid"], config.max_valid, rng("valid")),
         "test_natural": np.sort(test[:n_natural]),
-        "test_balanced": _per_class(test[n_natural:], arrays.behavior, config.balanced_per_class, rng),
-        "pool": _per_class(train, arrays.behavior, config.pool_per_class, rng),
+        "test_balanced": _per_class(test[n_natural:], arrays.behavior, config.balanced_per_class, rng("test_balanced")),
+        "pool": _per_class(train, arrays.behavior, config.pool_per_class, rng("pool")),
     }
     balanced_counts = np.bincount(arrays.behavior[sets["test_balanced"]], minlength=len(arrays.behaviors))
     behavior_table["balanced_test"] = balanced_counts
     short = behavior_table.loc[balanced_counts < config.balanced_per_class, "name"].tolist()
     stats.update(
+        events_by_split={name: int((event_split == i).sum()) for i, name in enumerate(SPLITS)},
         samples_by_split={name: len(idx) for name, idx in by_split.items()},
         set_sizes={name: len(idx) for name, idx in sets.items()},
         balanced_short_classes=short,
     )
     if short:
         logger.info("balanced test set: %d classes have fewer than %d samples", len(short), config.balanced_per_class)
-    return SampleSets(arrays, sets, behavior_table, stats)
+    return SampleSets(arrays, sets, behavior_table, event_split, stats)
 
 
 def _split_events(user, position, lengths, starts, config: SampleConfig, source: str) -> np.ndarray:

@@ -55,60 +55,52 @@ _ANCHORS = [
     ("Exercise", 6.1, (0.15, 0.05, 0.1, 6.0), (1.0, 1.0, 1.0), 1.5),
 ]
 
-# Rare behaviors, most frequent first: name, relative popularity, and the
-# frequent neighbour whose context weights it shares, so that it occurs where
-# its neighbour does.
+# Rare behaviors, each with the trigger that makes it predictable from what a sample shows: the next event's
+# day, hour and place, the behavior right before it, or a habit of the user that recurs in their history.
+# Every trigger is one a person would guess (an alarm at six at home on a workday, parking right after
+# navigating to a place, karaoke on a Saturday night out), so an LLM's world knowledge helps.
+# Fields: name, share of the events in the trigger context it takes (before users' preferences), the
+# condition on (place, hour, day of week 0=Mon, previous behavior), and whether it is a habit that only
+# some users have. Outside its trigger a rare behavior only happens as background noise (BACKGROUND).
+WEEKDAY, FRIDAY, SATURDAY, SUNDAY = range(5), (4,), (5,), (6,)
+WEEKEND = (5, 6)
 _TAIL = [
-    ("Video call", 0.76, "Messaging"),
-    ("Podcast", 1.3, "Music"),
-    ("Taxi", 2.0, "Public transport"),
-    ("Photography", 0.77, "Social media"),
-    ("Live streaming", 0.5, "Short video"),
-    ("Banking", 0.78, "Mobile payment"),
-    ("Fitness tracking", 0.62, "Exercise"),
-    ("Note taking", 0.13, "Calendar"),
-    ("Alarm", 0.18, "Weather check"),
-    ("Ride hailing", 0.68, "Public transport"),
-    ("Cycling", 0.4, "Exercise"),
-    ("Grocery delivery", 0.078, "Food delivery"),
-    ("Animation", 0.086, "Video"),
-    ("Audiobook", 0.11, "Reading"),
-    ("Sports match", 0.12, "Short video"),
-    ("Language learning", 0.072, "Reading"),
-    ("Stock trading", 0.061, "News"),
-    ("Travel booking", 0.19, "Navigation"),
-    ("Parking", 0.091, "Navigation"),
-    ("Karaoke", 0.062, "Music"),
+    ("Alarm", 0.45, dict(place=HOME, hours=(6, 6), days=WEEKDAY)),
+    ("Fitness tracking", 0.45, dict(place=OTHER, previous="Exercise")),
+    ("Note taking", 0.45, dict(place=WORKPLACE, previous="Calendar")),
+    ("Animation", 0.5, dict(place=HOME, hours=(8, 8), days=SATURDAY)),
+    ("Video call", 0.45, dict(place=HOME, hours=(19, 19), days=SUNDAY)),
+    ("Podcast", 0.45, dict(place=COMMUTE, hours=(7, 8), days=WEEKDAY), True),
+    ("Audiobook", 0.45, dict(place=HOME, hours=(23, 23), days=(6, 0, 1, 2, 3)), True),
+    ("Language learning", 0.45, dict(place=HOME, hours=(7, 7), days=WEEKDAY), True),
+    ("Banking", 0.4, dict(place=WORKPLACE, hours=(12, 12), days=FRIDAY)),
+    ("Stock trading", 0.45, dict(place=WORKPLACE, hours=(9, 9), days=WEEKDAY), True),
+    ("Travel booking", 0.5, dict(place=HOME, hours=(22, 22), days=FRIDAY)),
+    ("Grocery delivery", 0.45, dict(place=HOME, hours=(10, 10), days=SUNDAY)),
+    ("Parking", 0.4, dict(place=OTHER, previous="Navigation")),
+    ("Sports match", 0.5, dict(place=HOME, hours=(15, 15), days=SUNDAY)),
+    ("Photography", 0.45, dict(place=OTHER, hours=(15, 16), days=SATURDAY)),
+    ("Live streaming", 0.45, dict(place=HOME, hours=(23, 23), previous="Gaming")),
+    ("Ride hailing", 0.35, dict(place=COMMUTE, hours=(19, 21), days=(4, 5))),
+    ("Taxi", 0.45, dict(place=COMMUTE, hours=(22, 23))),
+    ("Karaoke", 0.5, dict(place=OTHER, hours=(19, 23), days=WEEKEND)),
+    ("Cycling", 0.45, dict(place=OTHER, hours=(10, 10), days=SUNDAY)),
 ]
+# Share of users who have each habit behavior.
+HABIT_SHARE = 0.25
+# Share of the events outside its trigger a rare behavior takes (noise: the trigger explains most of it).
+BACKGROUND = 0.0003
 
 BEHAVIORS = [name for name, *_ in _ANCHORS] + [name for name, *_ in _TAIL]
 
-# Habitual follow-ups (before, after): right after ``before``, ``after`` weighs
-# FOLLOW_UP_BOOST times more; any behavior right after itself weighs
-# REPEAT_BOOST times more.
+# Habitual follow-ups among frequent behaviors (before, after): right after ``before``, ``after`` weighs
+# FOLLOW_UP_BOOST times more; any behavior right after itself weighs REPEAT_BOOST times more.
 _FOLLOW_UPS = [
-    ("Taxi", "Food delivery"),
-    ("Ride hailing", "Food delivery"),
-    ("Weather check", "Cycling"),
-    ("Alarm", "Weather check"),
     ("Online shopping", "Mobile payment"),
     ("Food delivery", "Mobile payment"),
-    ("Grocery delivery", "Mobile payment"),
-    ("Photography", "Social media"),
-    ("Sports match", "Short video"),
-    ("Calendar", "Video call"),
-    ("Email", "Note taking"),
-    ("Exercise", "Fitness tracking"),
-    ("Cycling", "Fitness tracking"),
-    ("Navigation", "Parking"),
-    ("Travel booking", "Navigation"),
-    ("News", "Stock trading"),
-    ("Banking", "Stock trading"),
-    ("Music", "Karaoke"),
-    ("Reading", "Language learning"),
-    ("Video", "Animation"),
-    ("Public transport", "Podcast"),
-    ("Gaming", "Live streaming"),
+    ("Weather check", "Public transport"),
+    ("News", "Email"),
+    ("Gaming", "Short video"),
 ]
 FOLLOW_UP_BOOST = 8.0
 REPEAT_BOOST = 2.0
@@ -123,23 +115,33 @@ EVENTS_PER_DAY = (8, 20)
 START_DATE = pd.Timestamp("2024-03-04")
 
 
-def _behavior_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Popularity (B,), context weights (place, time of day, weekend, B) and transitions (B, B)."""
+def _anchor_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frequent behaviors' popularity (A,) and context weights (place, time of day, weekend, A); transitions (B, B)."""
     index = {name: i for i, name in enumerate(BEHAVIORS)}
-    anchor_context = {
-        name: np.einsum("p,t,w->ptw", np.array(by_place), np.array(by_time), np.array([1.0, weekend]))
-        for name, _, by_place, by_time, weekend in _ANCHORS
-    }
-    popularity = np.array([row[1] for row in _ANCHORS + _TAIL])
+    popularity = np.array([row[1] for row in _ANCHORS])
     context = np.stack(
-        [anchor_context[name] for name, *_ in _ANCHORS] + [anchor_context[neighbour] for _, _, neighbour in _TAIL],
+        [np.einsum("p,t,w->ptw", np.array(by_place), np.array(by_time), np.array([1.0, weekend])) for _, _, by_place, by_time, weekend in _ANCHORS],
         axis=-1,
     )
-    transition = np.ones((len(BEHAVIORS), len(BEHAVIORS)))
-    np.fill_diagonal(transition, REPEAT_BOOST)
+    transition = np.ones((len(BEHAVIORS), len(_ANCHORS)))
+    transition[np.arange(len(_ANCHORS)), np.arange(len(_ANCHORS))] = REPEAT_BOOST
     for before, after in _FOLLOW_UPS:
         transition[index[before], index[after]] = FOLLOW_UP_BOOST
     return popularity, context, transition
+
+
+def _trigger_context(place: np.ndarray, hour: np.ndarray, dow: np.ndarray) -> np.ndarray:
+    """(events, T) whether each event is in each rare behavior's trigger context (previous behavior aside)."""
+    match = np.ones((len(place), len(_TAIL)), dtype=bool)
+    for t, (_, _, trigger, *_) in enumerate(_TAIL):
+        if "place" in trigger:
+            match[:, t] &= place == trigger["place"]
+        if "hours" in trigger:
+            low, high = trigger["hours"]
+            match[:, t] &= (hour >= low) & (hour <= high)
+        if "days" in trigger:
+            match[:, t] &= np.isin(dow, trigger["days"])
+    return match
 
 
 def _uniform_minutes(rng: np.random.Generator, low_h: float, high_h: float, size) -> np.ndarray:
@@ -221,19 +223,25 @@ def _event_times(rng: np.random.Generator, n_users: int, days: int) -> pd.DataFr
 
 
 def _sample_behaviors(
-    rng: np.random.Generator,
-    user_index: np.ndarray,
-    event_weight: np.ndarray,
-    transition: np.ndarray,
-    n_users: int,
+    rng: np.random.Generator, user_index: np.ndarray, anchor_weight: np.ndarray, in_trigger: np.ndarray, n_users: int
 ) -> np.ndarray:
     """Draw each user's behaviors in time order; vectorised across users, one step per event rank.
 
-    ``user_index`` must be sorted; ``event_weight`` holds the (events, B)
-    popularity x context weights of each event, ``transition`` the (B, B)
-    boosts from the previous behavior.
+    ``user_index`` must be sorted; ``anchor_weight`` holds the (events, A) popularity x context
+    weights of the frequent behaviors, ``in_trigger`` the (events, T) static trigger matches of the
+    rare ones. At each event a frequent behavior weighs its popularity x context x the user's
+    preference x the transition boost from the previous behavior; a rare behavior in its trigger
+    (previous behavior and habit included) takes about its trigger share of the event, scaled by the
+    user's preference, and BACKGROUND of it elsewhere.
     """
-    preference = rng.gamma(PREFERENCE_SHAPE, 1 / PREFERENCE_SHAPE, (n_users, event_weight.shape[1]))
+    n_anchor, n_tail = anchor_weight.shape[1], in_trigger.shape[1]
+    _, _, transition = _anchor_tables()
+    preference = rng.gamma(PREFERENCE_SHAPE, 1 / PREFERENCE_SHAPE, (n_users, n_anchor + n_tail))
+    habit = np.array([len(row) > 3 and row[3] for row in _TAIL])
+    has_habit = ~habit | (rng.random((n_users, n_tail)) < HABIT_SHARE)
+    share = np.array([row[1] for row in _TAIL])
+    index = {name: i for i, name in enumerate(BEHAVIORS)}
+    needs_previous = np.array([index.get(row[2].get("previous"), -1) for row in _TAIL])
 
     counts = np.bincount(user_index, minlength=n_users)
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -242,10 +250,13 @@ def _sample_behaviors(
     for rank in range(counts.max(initial=0)):
         users = np.flatnonzero(counts > rank)
         rows = first[users] + rank
-        weight = event_weight[rows] * preference[users]
-        has_previous = previous[users] >= 0
-        weight[has_previous] *= transition[previous[users][has_previous]]
-        cumulative = weight.cumsum(axis=1)
+        prev = previous[users]
+        weight = anchor_weight[rows] * preference[users, :n_anchor]
+        weight[prev >= 0] *= transition[prev[prev >= 0]]
+        total = weight.sum(axis=1, keepdims=True)
+        triggered = in_trigger[rows] & has_habit[users] & ((needs_previous < 0) | (prev[:, None] == needs_previous))
+        tail = total * np.where(triggered, share / (1 - share), BACKGROUND) * preference[users, n_anchor:]
+        cumulative = np.concatenate([weight, tail], axis=1).cumsum(axis=1)
         draw = rng.random(len(users)) * cumulative[:, -1]
         chosen = (cumulative < draw[:, None]).sum(axis=1)
         behavior[rows] = chosen
@@ -264,7 +275,7 @@ def simulate_events(n_users: int = 300, days: int = 28, seed: int = 0) -> pd.Dat
     if n_users < 1 or days < 1:
         raise ValueError(f"n_users and days must be positive, got n_users={n_users}, days={days}")
     rng = np.random.default_rng(seed)
-    popularity, context, transition = _behavior_tables()
+    popularity, context, _ = _anchor_tables()
     schedules = _daily_schedules(rng, n_users, days)
     events = _event_times(rng, n_users, days)
     user_index, day, minute = (events[column].to_numpy() for column in ("user_index", "day", "minute"))
@@ -272,8 +283,9 @@ def simulate_events(n_users: int = 300, days: int = 28, seed: int = 0) -> pd.Dat
     event_day = {name: bounds[user_index, day] for name, bounds in schedules.items()}
     place = _place_at(minute, event_day)
     time_of_day = np.searchsorted(np.array(TIME_OF_DAY_STARTS_H) * 60, minute, side="right")
-    event_weight = popularity * context[place, time_of_day, event_day["weekend"].astype(int)]
-    behavior = _sample_behaviors(rng, user_index, event_weight, transition, n_users)
+    anchor_weight = popularity * context[place, time_of_day, event_day["weekend"].astype(int)]
+    in_trigger = _trigger_context(place, minute // 60, day % 7)
+    behavior = _sample_behaviors(rng, user_index, anchor_weight, in_trigger, n_users)
 
     width = max(4, len(str(n_users - 1)))
     user_ids = np.array([f"u{i:0{width}d}" for i in range(n_users)])

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from behaviorlm_lf.a_tune import a_tune, prepare_aux
+from behaviorlm_lf.aux_corpus import CorpusTooSmallError
 from behaviorlm_lf.convert import convert
 from behaviorlm_lf.fileio import read_jsonl
 
@@ -27,7 +28,7 @@ def test_a_tune_trains_an_adapter_on_anchor_samples_plus_aux(smoke_data, tiny_mo
 
     groups = {b["name"]: b["group"] for b in json.loads((root / "data/default/behaviors.json").read_text())["behaviors"]}
     anchor = read_jsonl(root / "data/default/anchor_train.jsonl")
-    aux = read_jsonl(root / "data/default/aux_eps0.05.jsonl")
+    aux = read_jsonl(root / "data/default/aux_anchor_train_eps0.05.jsonl")
     assert {groups[r["output"]] for r in anchor} == {"anchor"}
     assert len(aux) == round(0.05 * len(anchor)) > 0
     assert not {r["output"] for r in aux} & set(groups)
@@ -55,6 +56,8 @@ def test_epsilon_zero_gives_no_aux_and_long_examples_are_filtered(smoke_data, ti
             + [{"instruction": "Tell a long story.", "input": "", "output": "word " * 5000}]
         )
     )
-    name, stats = prepare_aux(epsilon=1.0, aux_path=corpus, **args)
+    name, stats = prepare_aux(epsilon=1.0, aux_path=corpus, allow_smaller=True, **args)
     assert stats["filtered_too_long"] == 1 and stats["available"] == 5 and stats["selected"] == 5
-    assert all(len(r["output"]) < 100 for r in read_jsonl(root / "data/default/aux_eps1.jsonl"))
+    assert all(len(r["output"]) < 100 for r in read_jsonl(root / "data/default/aux_anchor_train_eps1.jsonl"))
+    with pytest.raises(CorpusTooSmallError, match="corpus.json: 5 of its 6 conversations"):
+        prepare_aux(epsilon=1.0, aux_path=corpus, **args)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from behaviorlm_lf.aux_corpus import BUILTIN_CORPUS, load_corpus, select_aux
+from behaviorlm_lf.aux_corpus import BUILTIN_CORPUS, CorpusTooSmallError, load_corpus, select_aux
 from behaviorlm_lf.fileio import BadInputError
 
 DEMO_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "aux" / "alpaca_en_demo.json"
@@ -165,7 +165,7 @@ def make_records(n: int) -> list[dict]:
 def test_select_epsilon_zero_selects_nothing():
     selected, stats = select_aux(make_records(10), n_anchor=100, epsilon=0, max_tokens=50, count_tokens=words, seed=0)
     assert selected == []
-    assert stats == {"available": 10, "filtered_too_long": 0, "requested": 0, "selected": 0}
+    assert stats == {"available": 10, "filtered_too_long": 0, "requested": 0, "selected": 0, "epsilon": 0, "achieved_epsilon": 0.0}
 
 
 def test_select_draws_round_epsilon_times_anchors():
@@ -180,8 +180,8 @@ def test_select_filters_long_records_including_history():
     records = make_records(5)
     records.append({"instruction": "tell a story", "input": "", "output": "word " * 200, "history": []})
     records.append({"instruction": "q", "input": "", "output": "a", "history": [["long " * 60, "longer " * 60]]})
-    selected, stats = select_aux(records, n_anchor=100, epsilon=1.0, max_tokens=50, count_tokens=words, seed=0)
-    assert stats == {"available": 5, "filtered_too_long": 2, "requested": 100, "selected": 5}
+    selected, stats = select_aux(records, n_anchor=5, epsilon=1.0, max_tokens=50, count_tokens=words, seed=0)
+    assert stats == {"available": 5, "filtered_too_long": 2, "requested": 5, "selected": 5, "epsilon": 1.0, "achieved_epsilon": 1.0}
     assert sorted(r["instruction"] for r in selected) == [f"question {i}" for i in range(5)]
 
 
@@ -195,11 +195,26 @@ def test_select_is_deterministic_for_a_seed():
     assert first != other
 
 
-def test_select_takes_all_when_fewer_available(caplog):
-    selected, stats = select_aux(make_records(3), n_anchor=100, epsilon=0.5, max_tokens=50, count_tokens=words, seed=0)
+def test_a_corpus_too_small_for_epsilon_is_an_error_naming_the_sizes():
+    """The paper's scale (200k samples, epsilon 5%) needs 10k conversations; silently taking 120 is not epsilon 5%."""
+    with pytest.raises(CorpusTooSmallError, match=r"my_corpus.json: 3 of its 3 conversations .* needs 50"):
+        select_aux(make_records(3), n_anchor=100, epsilon=0.5, max_tokens=50, count_tokens=words, seed=0, corpus="my_corpus.json")
+
+
+def test_a_smaller_ratio_allowed_explicitly_takes_all_and_records_the_achieved_epsilon(caplog):
+    selected, stats = select_aux(
+        make_records(3), n_anchor=100, epsilon=0.5, max_tokens=50, count_tokens=words, seed=0, allow_smaller=True
+    )
     assert len(selected) == 3
-    assert stats == {"available": 3, "filtered_too_long": 0, "requested": 50, "selected": 3}
+    assert stats["requested"] == 50 and stats["selected"] == 3 and stats["achieved_epsilon"] == pytest.approx(0.03)
     assert "50 were requested" in caplog.text
+
+
+def test_the_builtin_corpus_reaches_epsilon_for_the_cpu_preset():
+    """The embedded default trains at most 2,000 anchor samples (the learning curve's largest): 100 conversations."""
+    records = load_corpus(None)
+    selected, stats = select_aux(records, n_anchor=2000, epsilon=0.05, max_tokens=400, count_tokens=words, seed=0)
+    assert stats["achieved_epsilon"] == pytest.approx(0.05)
 
 
 @pytest.mark.parametrize("epsilon", [-0.01, 1.5, float("nan")])

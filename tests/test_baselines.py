@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from behaviorlm_lf.baselines import METHODS, SASRec, SASRecNetwork, main, make_baseline, read_set
+from behaviorlm_lf.baselines import (
+    METHODS,
+    BERT4Rec,
+    BERT4RecNetwork,
+    SASRec,
+    SASRecNetwork,
+    main,
+    make_baseline,
+    read_events,
+    read_set,
+    user_windows,
+)
 from behaviorlm_lf.convert import convert
 from behaviorlm_lf.fileio import BadInputError
-from behaviorlm_lf.metrics import PAPER_METRICS, evaluate
+from behaviorlm_lf.metrics import PAPER_METRICS, evaluate, label_indexes
 
 LETTERS = [chr(ord("a") + i) for i in range(10)]
 
@@ -35,7 +45,7 @@ def smoke(tmp_path_factory):
 
 
 def toy_frame(histories, labels, hours=None, places=None) -> pd.DataFrame:
-    """The columns baselines read, for hand-made samples."""
+    """The sample columns baselines predict on, for hand-made samples."""
     n = len(labels)
     return pd.DataFrame(
         {
@@ -43,6 +53,20 @@ def toy_frame(histories, labels, hours=None, places=None) -> pd.DataFrame:
             "hour": hours if hours is not None else [12] * n,
             "place": places if places is not None else ["home"] * n,
             "label": labels,
+        }
+    )
+
+
+def toy_events(sequences, hours=None, places=None) -> pd.DataFrame:
+    """Events of one toy user per sequence, in user and time order (what baselines fit on)."""
+    behaviors = [b for sequence in sequences for b in sequence]
+    n = len(behaviors)
+    return pd.DataFrame(
+        {
+            "user": [f"u{i:03d}" for i, sequence in enumerate(sequences) for _ in sequence],
+            "hour": hours if hours is not None else [12] * n,
+            "place": places if places is not None else ["home"] * n,
+            "behavior": behaviors,
         }
     )
 
@@ -57,9 +81,8 @@ def rule_sequences(n: int, length: int, step: int, rng: np.random.Generator, nam
 
 def test_popularity_on_a_skewed_set_finds_the_majority():
     labels = ["a"] * 90 + LETTERS[1:] + ["b"]  # 90% a, the rest spread over the other nine
-    frame = toy_frame([["a"]] * len(labels), labels)
-    model = make_baseline("popularity", LETTERS).fit(frame)
-    probs = model.predict_proba(frame)
+    model = make_baseline("popularity", LETTERS).fit(toy_events([labels]))
+    probs = model.predict_proba(toy_frame([["a"]] * len(labels), labels))
     behaviors = [{"name": n, "group": "anchor", "report_group": "head"} for n in LETTERS]
     result = evaluate(labels, probs, LETTERS, behaviors, balanced=False)
     assert result["rec_w"] == pytest.approx(0.9) and result["rec_w"] > 1 / len(LETTERS)
@@ -71,7 +94,7 @@ def test_context_backs_off_from_hour_place_to_place_to_popularity():
     labels = ["b", "b", "c", "c", "c", "a", "a", "a", "a", "a"]
     hours = [8, 8, 9, 9, 9, 20, 20, 20, 20, 20]
     places = ["work", "work", "work", "work", "work", "home", "home", "home", "home", "home"]
-    model = make_baseline("context", LETTERS).fit(toy_frame([["a"]] * 10, labels, hours, places))
+    model = make_baseline("context", LETTERS).fit(toy_events([labels], hours, places))
     test = toy_frame([["a"]] * 4, ["a"] * 4, hours=[8, 9, 23, 23], places=["work", "work", "work", "park"])
     predicted = [LETTERS[i] for i in model.predict_proba(test).argmax(axis=1)]
     # seen (8, work) -> b although c is more frequent at work; unseen (23, work) -> work's c; unseen park -> a
@@ -81,31 +104,37 @@ def test_context_backs_off_from_hour_place_to_place_to_popularity():
 
 def test_markov_learns_a_deterministic_transition_perfectly():
     rng = np.random.default_rng(0)
-    model = make_baseline("markov", LETTERS).fit(toy_frame(*rule_sequences(60, 5, 3, rng)))
+    histories, labels = rule_sequences(60, 5, 3, rng)
+    model = make_baseline("markov", LETTERS).fit(toy_events([h + [y] for h, y in zip(histories, labels)]))
     histories, labels = rule_sequences(40, 5, 3, rng)
     probs = model.predict_proba(toy_frame(histories, labels))
     assert [LETTERS[i] for i in probs.argmax(axis=1)] == labels
 
 
-def test_markov_backs_off_to_popularity_for_an_unseen_state():
+def test_markov_counts_transitions_within_users_and_backs_off_for_an_unseen_state():
     candidates = LETTERS[:3]
-    train = toy_frame([["a", "b"], ["a", "b"], ["b", "a"]], ["a", "a", "b"])
+    train = toy_events([["a", "b", "a"], ["a", "b", "a"], ["b", "a", "b"]])
     model = make_baseline("markov", candidates).fit(train)
     probs = model.predict_proba(toy_frame([["a", "c"], ["a", "b"]], ["a", "a"]))
     assert probs[0] == pytest.approx(make_baseline("popularity", candidates).fit(train).probs_)
-    # state b is followed by a three times (twice as the label, once inside a history), by nothing else
+    # state b is followed by a three times, by nothing else; the pair (a of user 0, a of user 1) is no transition
     assert probs[1] == pytest.approx(np.array([1 + 3, 1, 1]) / (3 + 3))
 
 
-def test_sasrec_learns_next_equals_f_of_last():
+def test_user_windows_overlap_by_one_so_every_transition_is_a_target_once():
+    events = toy_events([list("abcdefg"), list("hi")])
+    windows = user_windows(events, label_indexes(events["behavior"], LETTERS), length=4, pad=10)
+    assert windows.tolist() == [[0, 1, 2, 3], [3, 4, 5, 6], [10, 10, 7, 8]]
+
+
+@pytest.mark.parametrize("model_class", [SASRec, BERT4Rec])
+def test_sequence_models_learn_next_equals_f_of_last(model_class):
     rng = np.random.default_rng(1)
-    train, valid, test = (toy_frame(*rule_sequences(n, 8, 3, rng)) for n in (300, 50, 100))
-    started = time.perf_counter()
-    model = SASRec(LETTERS, epochs=40, patience=5, seed=0).fit(train, valid)
-    elapsed = time.perf_counter() - started
+    train, valid = (toy_events([h + [y] for h, y in zip(*rule_sequences(n, 8, 3, rng))]) for n in (300, 50))
+    test = toy_frame(*rule_sequences(100, 8, 3, rng))
+    model = model_class(LETTERS, epochs=100, patience=20, seed=0, history_len=8).fit(train, valid)
     accuracy = (model.predict_proba(test).argmax(axis=1) == [LETTERS.index(y) for y in test["label"]]).mean()
     assert accuracy > 0.9, model.fit_info_
-    assert elapsed < 30
     assert model.fit_info_["valid_accuracy"] > 0.9
 
 
@@ -120,20 +149,33 @@ def test_sasrec_attention_is_causal():
     assert not torch.allclose(before[:, 4:], after[:, 4:])
 
 
-def test_sasrec_is_seeded():
+@pytest.mark.parametrize("model_class", [SASRec, BERT4Rec])
+def test_sequence_models_are_seeded(model_class):
     rng = np.random.default_rng(2)
-    train = toy_frame(*rule_sequences(64, 6, 1, rng))
-    first, second = (SASRec(LETTERS, epochs=2, seed=7).fit(train).predict_proba(train) for _ in range(2))
+    histories, labels = rule_sequences(64, 6, 1, rng)
+    train = toy_events([h + [y] for h, y in zip(histories, labels)])
+    first, second = (
+        model_class(LETTERS, epochs=2, seed=7, history_len=6).fit(train).predict_proba(toy_frame(histories, labels))
+        for _ in range(2)
+    )
     assert np.array_equal(first, second)
+
+
+def test_bert4rec_attends_both_ways():
+    network = BERT4RecNetwork(n_items=10, max_len=6, hidden=16, blocks=2, heads=2, dropout=0.0).eval()
+    items = torch.tensor([[1, 2, 3, 4, 5, 11]])  # 11 = [mask]
+    changed = items.clone()
+    changed[0, 4] = 9
+    with torch.no_grad():
+        assert not torch.allclose(network(items)[:, :4], network(changed)[:, :4])  # earlier positions see later ones
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_baseline_scores_the_smoke_data(smoke, method):
     _, out = smoke
     candidates = json.loads((out / "behaviors.json").read_text())["candidates"]
-    train, valid, test = (
-        read_set(out / f"{name}.parquet", candidates) for name in ("all_train", "valid", "test_balanced")
-    )
+    train, valid = (read_events(out / f"{split}_events.parquet", candidates) for split in ("train", "valid"))
+    test = read_set(out / "test_balanced.parquet", candidates)
     model = make_baseline(method, candidates, epochs=3).fit(train, valid)
     probs = model.predict_proba(test)
     assert probs.shape == (len(test), len(candidates))
@@ -141,7 +183,7 @@ def test_every_baseline_scores_the_smoke_data(smoke, method):
     assert probs.sum(axis=1) == pytest.approx(np.ones(len(test)))
 
 
-@pytest.mark.parametrize("method", ["popularity", "sasrec"])
+@pytest.mark.parametrize("method", ["popularity", "sasrec", "bert4rec"])
 def test_cli_writes_the_six_paper_metrics(smoke, method):
     root, _ = smoke
     reports = root / "reports"
@@ -164,7 +206,8 @@ def test_cli_writes_the_six_paper_metrics(smoke, method):
     for key in PAPER_METRICS:
         assert metrics[key] is None or 0.0 <= metrics[key] <= 1.0, key
     assert metrics["prec_w"] is not None and metrics["overall"] is not None
-    assert metrics["extra"]["train_samples"] > 0 and metrics["extra"]["seed"] == 0
+    # the baseline fit on the whole training split, more events than the LLM's capped training samples
+    assert metrics["extra"]["train_events"] > metrics["extra"]["llm_train_samples"] > 0 and metrics["extra"]["seed"] == 0
 
 
 def test_read_set_names_an_unknown_behavior(tmp_path):

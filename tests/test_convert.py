@@ -38,7 +38,7 @@ def test_every_set_is_written_and_registered(converted):
     assert {groups[r["output"]] for r in read_jsonl(out / "anchor_train.jsonl")} == {"anchor"}
     assert "tail" in {groups[r["output"]] for r in read_jsonl(out / "all_train.jsonl")}
     prompt = read_jsonl(out / "valid.jsonl")[0]["instruction"]
-    assert "Candidate behaviors: " + ", ".join(vocabulary["candidates"]) + "." in prompt
+    assert ", ".join(vocabulary["candidates"]) in prompt
 
 
 def test_rerun_reuses_and_changed_config_rebuilds(converted, caplog):

@@ -138,6 +138,7 @@ def test_write_report_files_and_json(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [
             "metrics.json",
+            "bootstrap.npz",
             "per_class.csv",
             "confusion_natural.csv",
             "confusion_balanced.csv",
@@ -152,6 +153,8 @@ def test_write_report_files_and_json(tmp_path):
     assert stored["rec_w"] == pytest.approx(0.5) and stored["overall"] == pytest.approx(0.75)
     assert stored["natural_hit@1"] == pytest.approx(0.5) and stored["natural_hit@3"] == pytest.approx(5 / 6)
     assert stored["extra"] == {"seed": 3}
+    assert stored["rec_w_lo"] <= stored["rec_w"] <= stored["rec_w_hi"] and stored["medium_lo"] is None
+    assert set(np.load(out / "bootstrap.npz").files) == set(PAPER_METRICS)
     confusion = pd.read_csv(out / "confusion_natural.csv", index_col=0)
     assert confusion.to_numpy().tolist() == CONFUSION
     predictions = pd.read_csv(out / "predictions_natural.csv")
@@ -173,3 +176,53 @@ def test_write_report_natural_only_and_failure_keeps_previous(tmp_path):
         write_report(out, "toy", (Y_TRUE, scores_for(Y_PRED)), (["a"], np.zeros((1, 2))), CANDIDATES, BEHAVIORS)
     assert (out / "metrics.json").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
+def test_bootstrap_interval_of_a_class_all_right_and_a_class_all_wrong_is_exact():
+    """Within-class resampling cannot change a class whose samples all agree: Overall is 0.5 in every replicate."""
+    from behaviorlm_lf.metrics import bootstrap_replicates, interval
+
+    reps = bootstrap_replicates(["a"] * 5 + ["c"] * 5, ["a"] * 5 + ["b"] * 5, CANDIDATES, BEHAVIORS, balanced=True)
+    assert interval(reps["overall"]) == (0.5, 0.5)
+    assert interval(reps["head"]) == (1.0, 1.0) and interval(reps["tail"]) == (0.0, 0.0)
+    assert np.isnan(reps["medium"]).all() and all(math.isnan(x) for x in interval(reps["medium"]))
+
+
+def test_bootstrap_interval_of_one_right_in_two_by_hand():
+    """Two samples, one right: a resample has 0, 1 or 2 right with odds 1/4, 1/2, 1/4, so the 95% interval is [0, 1]."""
+    from behaviorlm_lf.metrics import bootstrap_replicates, interval
+
+    reps = bootstrap_replicates(["a", "a"], ["a", "b"], CANDIDATES, BEHAVIORS, balanced=False, replicates=4000)
+    assert interval(reps["rec_w"]) == (0.0, 1.0)
+    assert np.mean(reps["rec_w"] == 0.5) == pytest.approx(0.5, abs=0.03)
+    assert np.mean(reps["rec_w"] == 0.0) == pytest.approx(0.25, abs=0.03)
+
+
+def test_bootstrap_interval_matches_the_binomial_width_and_the_point_metrics():
+    from behaviorlm_lf.metrics import bootstrap_replicates, interval
+
+    rng = np.random.default_rng(1)
+    y_true = list(rng.choice(CANDIDATES, size=400))
+    y_pred = [y if rng.random() < 0.5 else "a" for y in y_true]
+    reps = bootstrap_replicates(y_true, y_pred, CANDIDATES, BEHAVIORS, balanced=False)
+    accuracy = np.mean(np.array(y_true) == np.array(y_pred))
+    low, high = interval(reps["rec_w"])
+    half = 1.96 * math.sqrt(accuracy * (1 - accuracy) / 400)  # the normal approximation of the binomial
+    assert low == pytest.approx(accuracy - half, abs=0.015) and high == pytest.approx(accuracy + half, abs=0.015)
+    # each replicate is the point metric of its resample: the mean sits on the point value
+    precision, recall = weighted_precision_recall(y_true, y_pred)
+    assert np.mean(reps["rec_w"]) == pytest.approx(recall, abs=0.01)
+    assert np.mean(reps["prec_w"]) == pytest.approx(precision, abs=0.02)
+
+
+def test_paired_difference_of_a_model_with_itself_is_zero_and_same_seed_pairs_the_resamples():
+    from behaviorlm_lf.metrics import bootstrap_replicates, paired_difference
+
+    y_true = ["a", "b", "c", "a", "b", "c"] * 10
+    better = list(y_true)
+    worse = ["a"] * len(y_true)
+    a = bootstrap_replicates(y_true, better, CANDIDATES, BEHAVIORS, balanced=True)["overall"]
+    b = bootstrap_replicates(y_true, worse, CANDIDATES, BEHAVIORS, balanced=True)["overall"]
+    assert paired_difference(a, a) == (0.0, 0.0, 0.0)
+    mean, low, high = paired_difference(a, b)  # 1 - 1/3 in every replicate: a is always right, b only on class a
+    assert mean == pytest.approx(2 / 3) and low == pytest.approx(2 / 3) and high == pytest.approx(2 / 3)

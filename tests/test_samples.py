@@ -106,3 +106,21 @@ def test_too_few_users_for_a_user_split_suggests_time_split(events):
         build_sample_sets(two, SampleConfig())
     sets = build_sample_sets(two, SampleConfig(split_by="time", anchor_threshold=0.02))
     assert all(len(sets.sets[name]) for name in ("all_train", "valid", "test_natural"))
+
+
+def test_a_label_cut_that_removes_a_whole_user_leaves_no_gap_in_the_user_codes():
+    """Issue 10.8: the split array was filled by position and read by category code; a removed user broke it."""
+    rows = []
+    for u in range(10):
+        for t in range(30):
+            behavior = "rare" if u == 3 else ("x" if t % 3 else "y")
+            rows.append({"user": f"u{u:02d}", "time": pd.Timestamp("2024-03-04") + pd.Timedelta(hours=t),
+                         "place": "home", "behavior": behavior})
+    events = pd.DataFrame(rows)
+    for column in ("user", "place", "behavior"):
+        events[column] = events[column].astype("category")
+    sets = build_sample_sets(events, SampleConfig(history_len=5, top_k=2, anchor_threshold=0.4, seed=0))
+    users = set(np.asarray(sets.events.users)[sets.events.user])
+    assert users == {f"u{u:02d}" for u in range(10)} - {"u03"}
+    assert sets.stats["events_dropped_by_label_cut"] == 30
+    assert sorted(sets.stats["events_by_split"].values()) == sorted([30 * 7, 30, 30])

@@ -12,7 +12,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from behaviorlm_lf.models import TINY_MODEL_DIR, make_tiny
-from behaviorlm_lf.scorer import CandidateScorer, encode_pair, naive_logprobs
+from behaviorlm_lf.prompts import PromptRenderer, format_event
+from behaviorlm_lf.scorer import CandidateScorer, encode_pair, naive_logprobs, sample_token_positions
 
 PROMPTS = [
     "Next?",
@@ -37,7 +38,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def scorer(tiny_dir) -> CandidateScorer:
-    return CandidateScorer(tiny_dir, device="cpu", batch_size=3)
+    return CandidateScorer(tiny_dir, device="cpu", batch_size=3, bf16=False)
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +83,6 @@ def test_batch_size_invariant(scorer, result):
     finally:
         scorer.batch_size = 3
     np.testing.assert_allclose(single.logprobs, result.logprobs, atol=1e-5, rtol=0)
-    np.testing.assert_allclose(single.embeddings, result.embeddings, atol=1e-5, rtol=0)
 
 
 def test_probs_and_pred(result):
@@ -92,14 +92,44 @@ def test_probs_and_pred(result):
     np.testing.assert_array_equal(result.pred, result.logprobs.argmax(1))
 
 
-@torch.inference_mode()
-def test_embeddings_are_prompt_mean_of_last_hidden(scorer, result):
-    assert result.embeddings.shape == (len(PROMPTS), scorer.model.config.hidden_size)
-    assert result.embeddings.dtype == np.float32
-    for prompt, emb in zip(PROMPTS, result.embeddings):
+@pytest.fixture(scope="session")
+def rendered():
+    """Prompts with the character spans of their history and next event, as the converter writes them."""
+    renderer = PromptRenderer(CANDIDATES)
+    history = [format_event(0, 16, "home", "Exercise"), format_event(0, 18, "commute", "Video call")]
+    return [renderer.render(history[: n + 1], 1, 8 + n, "commute", n % 3) for n in range(2)] + [
+        renderer.render(history, 2, 23, "home", 2)
+    ]
+
+
+def test_sample_positions_are_exactly_the_history_and_next_event_tokens(scorer, rendered):
+    for prompt, spans in rendered:
         ids, _ = encode_pair(scorer.template, scorer.tokenizer, prompt, CANDIDATES[0])
-        hidden = scorer.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[-1]
-        np.testing.assert_allclose(emb, hidden[0].mean(0).numpy(), atol=1e-5, rtol=0)
+        positions = sample_token_positions(scorer.tokenizer, ids, prompt, spans)
+        pooled_text = scorer.tokenizer.decode([ids[p] for p in positions])
+        # the tokens cover both spans, in order, and nothing else but the separator between them
+        history, next_event = (prompt[a:b] for a, b in spans)
+        assert history in pooled_text and next_event in pooled_text
+        between = prompt[spans[0][1] : spans[1][0]]
+        assert len(pooled_text.strip()) <= len(history) + len(next_event) + len(between) + 2
+        assert positions == sorted(positions) and len(set(positions)) == len(positions)
+        assert "Candidate" not in pooled_text and "assistant" not in pooled_text
+
+
+@torch.inference_mode()
+def test_embeddings_pool_the_sample_tokens_or_the_last_prompt_token(scorer, rendered):
+    prompts, spans = [p for p, _ in rendered], [s for _, s in rendered]
+    sample = scorer.score(prompts, CANDIDATES, progress=False, embed="sample", spans=spans)
+    last = scorer.score(prompts, CANDIDATES, progress=False, embed="last")
+    assert sample.embeddings.shape == (len(prompts), scorer.model.config.hidden_size)
+    assert sample.embeddings.dtype == np.float32
+    for prompt, sp, emb_sample, emb_last in zip(prompts, spans, sample.embeddings, last.embeddings):
+        ids, _ = encode_pair(scorer.template, scorer.tokenizer, prompt, CANDIDATES[0])
+        hidden = scorer.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[-1][0]
+        positions = sample_token_positions(scorer.tokenizer, ids, prompt, sp)
+        np.testing.assert_allclose(emb_sample, hidden[positions].mean(0).numpy(), atol=1e-5, rtol=0)
+        np.testing.assert_allclose(emb_last, hidden[-1].numpy(), atol=1e-5, rtol=0)
+    assert scorer.score(prompts, CANDIDATES, progress=False).embeddings is None
 
 
 def test_lora_adapter(tiny_dir, scorer, result, tmp_path):
@@ -114,8 +144,33 @@ def test_lora_adapter(tiny_dir, scorer, result, tmp_path):
             torch.nn.init.normal_(param, std=0.5)
     peft_model.save_pretrained(tmp_path / "adapter")
 
-    adapted = CandidateScorer(tiny_dir, adapter_dir=tmp_path / "adapter", device="cpu", batch_size=3)
+    adapted = CandidateScorer(tiny_dir, adapter_dir=tmp_path / "adapter", device="cpu", batch_size=3, bf16=False)
     got = adapted.score(PROMPTS, CANDIDATES, progress=False)
     ref = naive_logprobs(peft_model.eval(), scorer.tokenizer, scorer.template, PROMPTS, CANDIDATES)
     np.testing.assert_allclose(got.logprobs, ref, atol=1e-4, rtol=0)
     assert np.abs(got.logprobs - result.logprobs).max() > 1e-2
+
+
+def test_bf16_path_gives_the_float32_argmax_on_the_smoke_data(tiny_dir, tmp_path):
+    """The bf16 mixed precision the stages use where the hardware has bf16 units picks the same behaviors."""
+    import json
+
+    from behaviorlm_lf.convert import convert
+    from behaviorlm_lf.fileio import read_jsonl
+
+    data = convert("default", preset="smoke", data_root=tmp_path / "data", dataset_info=tmp_path / "dataset_info.json")
+    candidates = json.loads((data / "behaviors.json").read_text())["candidates"]
+    prompts = [r["instruction"] for s in ("test_natural", "test_balanced") for r in read_jsonl(data / f"{s}.jsonl")]
+    results = {
+        bf16: CandidateScorer(tiny_dir, device="cpu", batch_size=8, bf16=bf16).score(prompts, candidates, progress=False)
+        for bf16 in (False, True)
+    }
+    assert len(prompts) > 50
+    # The random tiny model scores candidates almost alike: where float32's best two are closer than twice the
+    # largest bf16 rounding error, either pick is right; everywhere else the picks must be the same.
+    error = np.abs(results[True].logprobs - results[False].logprobs).max()
+    assert error < 0.01
+    ranked = np.sort(results[False].logprobs, axis=1)
+    decided = ranked[:, -1] - ranked[:, -2] > 2 * error
+    assert decided.mean() > 0.5
+    np.testing.assert_array_equal(results[True].pred[decided], results[False].pred[decided])

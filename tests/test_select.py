@@ -12,24 +12,41 @@ IS_ANCHOR = np.array([True, True, False, False])
 
 
 @pytest.mark.parametrize(
-    ("label", "pred", "p_true", "expected"),
+    ("label", "pred", "p_true", "literal", "prose"),
     [
-        (0, 1, 0.2, 0.5 * 0.8 + 0.0),  # wrong, both anchors: same-group confusion, d = 0
-        (2, 3, 0.1, 0.5 * 0.9 + 0.0),  # wrong, both tail: d = 0
-        (0, 2, 0.2, 0.5 * 0.8 + 0.5),  # anchor predicted as tail: cross-group, d = 1
-        (3, 1, 0.05, 0.5 * 0.95 + 0.5),  # tail predicted as anchor: d = 1
-        (1, 1, 0.9, 0.5 * 0.1 + 0.5),  # right: d = 1 (the rule's "otherwise")
+        (0, 1, 0.2, 0.5 * 0.8 + 0.0, 0.5 * 0.8 + 0.5),  # wrong, both anchors: within-group confusion, d = 0
+        (2, 3, 0.1, 0.5 * 0.9 + 0.0, 0.5 * 0.9 + 0.5),  # wrong, both tail: d = 0
+        (0, 2, 0.2, 0.5 * 0.8 + 0.5, 0.5 * 0.8 + 0.0),  # anchor predicted as tail: cross-group, d = 1
+        (3, 1, 0.05, 0.5 * 0.95 + 0.5, 0.5 * 0.95 + 0.0),  # tail predicted as anchor: d = 1
+        (1, 1, 0.9, 0.5 * 0.1 + 0.5, 0.5 * 0.1 + 0.0),  # right: d = 1 (the rule's "otherwise")
     ],
 )
-def test_difficulty_formula_and_confusion_rule(label, pred, p_true, expected):
-    got = difficulty(np.array([p_true]), np.array([pred]), np.array([label]), IS_ANCHOR, lam=0.5)
-    assert got[0] == pytest.approx(expected)
+def test_difficulty_both_readings_of_the_confusion_term(label, pred, p_true, literal, prose):
+    args = (np.array([p_true]), np.array([pred]), np.array([label]), IS_ANCHOR)
+    assert difficulty(*args, lam=0.5, confusion="literal")[0] == pytest.approx(literal)
+    assert difficulty(*args, lam=0.5)[0] == pytest.approx(prose)  # the prose reading is the default
+
+
+def test_prose_reading_ranks_a_within_group_confusion_hardest_at_equal_p():
+    """Section 3.3's prose: confusions within a group are the hardest; the literal equation ranks them easiest."""
+    p = np.full(3, 0.3)
+    label = np.array([0, 0, 0])
+    pred = np.array([1, 2, 0])  # within-group confusion, cross-group confusion, correct
+    prose = difficulty(p, pred, label, IS_ANCHOR)
+    assert prose[0] > prose[1] and prose[0] > prose[2]
+    literal = difficulty(p, pred, label, IS_ANCHOR, confusion="literal")
+    assert literal[0] < literal[1] and literal[0] < literal[2]
+    # the issue's example: a confident correct sample no longer outranks a hopeless within-group confusion
+    hopeless = difficulty(np.array([0.01]), np.array([1]), np.array([0]), IS_ANCHOR)[0]
+    confident = difficulty(np.array([0.9]), np.array([0]), np.array([0]), IS_ANCHOR)[0]
+    assert hopeless > confident
 
 
 def test_lambda_weighs_the_two_terms():
     args = (np.array([0.2]), np.array([2]), np.array([0]), IS_ANCHOR)
     assert difficulty(*args, lam=1.0)[0] == pytest.approx(0.8)
-    assert difficulty(*args, lam=0.0)[0] == pytest.approx(1.0)
+    assert difficulty(*args, lam=0.0, confusion="literal")[0] == pytest.approx(1.0)
+    assert difficulty(*args, lam=0.0)[0] == pytest.approx(0.0)
 
 
 def clustered_case():
