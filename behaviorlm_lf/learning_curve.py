@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
-from .a_tune import a_tune
+from .a_tune import A_TUNE_CONFIG, a_tune
 from .convert import DATASET_INFO, REPO_ROOT, register, registry_path
 from .eval import evaluate_model
 from .fileio import atomic_output, read_jsonl
@@ -56,11 +57,16 @@ def nested_subset(data_dir: Path, dataset: str, set_name: str, size: int, seed: 
     return name
 
 
+def preset_learning_rate(preset) -> float:
+    """The preset's A-Tuning peak learning rate, else the YAML's (the paper's)."""
+    return preset.a_tune_args.get("learning_rate", yaml.safe_load(A_TUNE_CONFIG.read_text())["learning_rate"])
+
+
 def run_curve(dataset: str, preset: str, sizes: list[int], learning_rates: list[float], lr_size: int, seed: int) -> pd.DataFrame:
     """Train and evaluate every point; returns one row per (method, N, learning rate) with metrics and intervals."""
     data_dir = REPO_ROOT / "data" / dataset
     base = get_preset(preset)
-    points = [(method, n, base.a_tune_args["learning_rate"]) for method in METHODS for n in sizes]
+    points = [(method, n, preset_learning_rate(base)) for method in METHODS for n in sizes]
     points += [("A-Tuning", lr_size, lr) for lr in learning_rates]
     rows = []
     for method, n, lr in points:
@@ -147,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         "date": date.today().isoformat(),
         "machine": machine_description(),
         "model": preset.model, "model_name": Path(preset.model).name, "dataset": args.dataset,
-        "learning_rate": preset.a_tune_args["learning_rate"],
+        "learning_rate": preset_learning_rate(preset),
         "natural_n": vocabulary["stats"]["set_sizes"]["test_natural"],
         "balanced_n": vocabulary["stats"]["set_sizes"]["test_balanced"],
     }
