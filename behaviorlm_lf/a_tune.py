@@ -1,140 +1,111 @@
-"""A-Tuning: LoRA SFT on anchor-labelled samples mixed with a general corpus, via ``llamafactory-cli``.
+"""The first stage: A-Tuning, LoRA SFT on anchor-labelled samples mixed with a general corpus (section 3.2).
 
-    python -m behaviorlm_lf.a_tune --dataset default --preset cpu [--epsilon 0.05] [--aux FILE]
+    behaviorlm a-tune [--dataset default] [--preset cpu] [--epsilon 0.05] [--aux FILE]
+    behaviorlm a-tune --first-stage all_train --epsilon 0       # full fine-tuning (TALLRec-style row)
 
-The auxiliary subset (epsilon x the number of anchor samples, drawn after
-dropping conversations longer than the longest behavior sample) is written to
-``data/<dataset>/aux_<train set>_eps<epsilon>.jsonl`` and registered beside the behavior
-sets; a corpus too small for epsilon is an error unless ``--allow-smaller-epsilon``.
-The adapter lands in ``saves/<dataset>/<preset>/a_tune/`` (or ``<--run-dir>/a_tune``).
+The auxiliary subset (epsilon x the number of behavior samples, drawn after
+dropping conversations longer than the longest behavior sample) is written
+beside the data set and registered. ``--first-stage`` trains on another set
+with the same LoRA budget: ``all_train`` (every behavior: the full fine-tuning
+baseline, and the first stage of "w/o A-Tuning") or ``tail_train`` (medium and
+tail behaviors: Fig. 5's reversed curriculum).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
 from pathlib import Path
 
 from .aux_corpus import BUILTIN_CORPUS, load_corpus, select_aux
-from .cache import code_files, run_stage
-from .convert import DATASET_INFO, REPO_ROOT, register, registry_path
+from .cache import run_stage
+from .errors import MissingStageError, user_errors_exit
 from .fileio import atomic_output, read_jsonl
+from .hardware import model_training_settings
+from .hparams import ATuneArguments, FirstStageArguments, RunArguments, parse
+from .layout import RunLayout
 from .lf_run import CONFIG_DIR, run_llamafactory
-from .presets import get_preset
+from .registry import AUX_COLUMNS, entry, register
 
 logger = logging.getLogger(__name__)
 
 A_TUNE_CONFIG = CONFIG_DIR / "a_tune.yaml"
-AUX_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "history": "history"}
 
 
-def prepare_aux(
-    data_dir: Path,
-    dataset: str,
-    model: str,
-    epsilon: float,
-    aux_path: Path | None,
-    seed: int,
-    dataset_info: Path,
-    train_set: str = "anchor_train",
-    allow_smaller: bool = False,
-) -> tuple[str | None, dict]:
-    """Draw and register the auxiliary subset; return its registry name (None for epsilon 0) and stats."""
+def prepare_aux(layout: RunLayout, first: FirstStageArguments, model: str, train_set: str) -> tuple[str | None, dict]:
+    """Draw and register the auxiliary subset for ``train_set``; return its registry name (None for epsilon 0) and stats."""
     from transformers import AutoTokenizer
 
-    anchor = read_jsonl(data_dir / f"{train_set}.jsonl")  # epsilon is relative to the behavior samples trained on
+    behavior = read_jsonl(layout.set_file(train_set))  # epsilon is relative to the behavior samples
     tokenizer = AutoTokenizer.from_pretrained(model)
 
     def count_tokens(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    longest = max(count_tokens(r["instruction"] + r["output"]) for r in anchor)
-    records = load_corpus(aux_path)
-    corpus = str(aux_path or BUILTIN_CORPUS)
-    selected, stats = select_aux(records, len(anchor), epsilon, longest, count_tokens, seed, allow_smaller, corpus)
-    stats |= {"corpus": corpus, "max_tokens": longest, "anchor_samples": len(anchor)}
+    longest = max(count_tokens(r["instruction"] + r["output"]) for r in behavior)
+    corpus = str(first.aux or BUILTIN_CORPUS)
+    records = load_corpus(first.aux)
+    selected, stats = select_aux(
+        records, len(behavior), first.epsilon, longest, count_tokens, layout.seed, first.allow_smaller_epsilon, corpus
+    )
+    stats |= {"corpus": corpus, "max_tokens": longest, "behavior_samples": len(behavior)}
     logger.info("auxiliary corpus: %s", stats)
     if not selected:
         return None, stats
-    name = f"{dataset}_aux_{train_set}_eps{epsilon:g}"
-    path = data_dir / f"aux_{train_set}_eps{epsilon:g}.jsonl"
+    set_name = f"aux_{train_set}_eps{first.epsilon:g}"
+    path = layout.set_file(set_name)
     with atomic_output(path) as tmp:
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in selected), encoding="utf-8")
-    register({name: {"file_name": registry_path(path, dataset_info), "columns": AUX_COLUMNS}}, dataset_info)
+    name = layout.set_registry_name(set_name)
+    register({name: entry(path, layout.registry, columns=AUX_COLUMNS)}, layout.registry)
     return name, stats
 
 
-def a_tune(
-    dataset: str = "default",
-    preset: str = "cpu",
-    epsilon: float = 0.05,
-    aux_path: Path | None = None,
-    model: str | None = None,
-    run_dir: Path | None = None,
-    data_root: Path = REPO_ROOT / "data",
-    dataset_info: Path = DATASET_INFO,
-    seed: int = 42,
-    train_set: str = "anchor_train",
-    extra: dict | None = None,
-    allow_smaller_epsilon: bool = False,
-) -> Path:
-    """Train the A-Tuning adapter into ``<run_dir>/a_tune``.
+def a_tune(run: RunArguments, first: FirstStageArguments, hp: ATuneArguments, train_set: str | None = None) -> Path:
+    """Train the first-stage adapter into its run folder (cached); returns the folder.
 
-    ``train_set="all_train"`` (with the same LoRA budget) is the full fine-tuning
-    baseline; ``model`` may be any folder, e.g. a merged model for a curriculum.
+    ``train_set`` trains on another set of the data folder in the first stage's
+    place (the learning curve's nested subsets).
     """
-    sizes = get_preset(preset)
-    model = model or sizes.model
-    data_dir = data_root / dataset
-    out = Path(run_dir or REPO_ROOT / "saves" / dataset / preset) / "a_tune"
-    aux_name, aux_stats = prepare_aux(
-        data_dir, dataset, model, epsilon, aux_path, seed, dataset_info, train_set, allow_smaller_epsilon
-    )
+    layout = run.layout()
+    train_set = train_set or first.first_stage
+    if not layout.set_file(train_set).is_file():
+        raise MissingStageError("the data stage", layout.set_file(train_set), f"behaviorlm data --dataset {run.dataset} --preset {run.preset}")
+    model = run.model_dir()
+    out = layout.first_stage_dir(first.first_stage)
+    aux_name, aux_stats = prepare_aux(layout, first, model, train_set)
     overrides = {
         "model_name_or_path": model,
-        "template": sizes.template,
-        "dataset_dir": str(dataset_info.parent),
-        "dataset": [f"{dataset}_{train_set}"] + ([aux_name] if aux_name else []),
-        "eval_dataset": f"{dataset}_valid",
-        "cutoff_len": sizes.cutoff_len,
-        "num_train_epochs": sizes.num_train_epochs,
-        "eval_steps": sizes.eval_steps,
-        "save_steps": sizes.eval_steps,
-        "seed": seed,
-        **sizes.llamafactory_overrides,
-        **sizes.a_tune_args,
-        **(extra or {}),
+        "template": run.chat_template(),
+        "dataset_dir": layout.data_root,
+        "dataset": [layout.set_registry_name(train_set)] + ([aux_name] if aux_name else []),
+        "eval_dataset": layout.set_registry_name("valid"),
+        "seed": run.seed,
+        **model_training_settings(model),
+        **hp.overrides(),
     }
     inputs = {
-        "train_set": data_dir / f"{train_set}.jsonl",
-        "valid": data_dir / "valid.jsonl",
+        "train_set": layout.set_file(train_set),
+        "valid": layout.set_file("valid"),
         "model": Path(model),
         "config": A_TUNE_CONFIG,
-    } | code_files("a_tune", "aux_corpus", "lf_run")
+    }
     if aux_name:
-        inputs["aux"] = data_dir / f"aux_{train_set}_eps{epsilon:g}.jsonl"
+        inputs["aux"] = layout.set_file(f"aux_{train_set}_eps{first.epsilon:g}")
+    config = {"overrides": {k: str(v) for k, v in overrides.items()}, "epsilon": first.epsilon}
 
     def build(tmp: Path) -> dict:
-        return {"aux": aux_stats, **run_llamafactory(A_TUNE_CONFIG, overrides, tmp)}
+        return {"aux": aux_stats, **run_llamafactory(A_TUNE_CONFIG, overrides, tmp, final_dir=out)}
 
-    run_stage("a_tune", out, inputs, {"overrides": overrides, "epsilon": epsilon}, build)
+    run_stage(f"first_stage:{first.first_stage}", out, inputs, config, build, code=__name__)
     return out
 
 
+@user_errors_exit
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="default")
-    parser.add_argument("--preset", default=os.environ.get("PRESET", "cpu"))
-    parser.add_argument("--epsilon", type=float, default=0.05, help="auxiliary examples per anchor sample; 0 = w/o aux")
-    parser.add_argument("--aux", type=Path, help="alpaca or sharegpt file (default: the built-in corpus)")
-    parser.add_argument("--allow-smaller-epsilon", action="store_true", help="take the whole corpus when it is too small for epsilon")
-    parser.add_argument("--model", help="Hugging Face model folder (default: the preset's)")
-    parser.add_argument("--run-dir", type=Path, help="default: saves/<dataset>/<preset>; the adapter goes to <run-dir>/a_tune")
-    args = parser.parse_args(argv)
+    run, first, hp = parse((RunArguments, FirstStageArguments, ATuneArguments), argv, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(a_tune(args.dataset, args.preset, args.epsilon, args.aux, args.model, args.run_dir, allow_smaller_epsilon=args.allow_smaller_epsilon))
+    print(a_tune(run, first, hp))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .fileio import BadInputError
+from .errors import BadInputError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def load_corpus(path: str | os.PathLike | None) -> list[dict]:
     return [_normalise(path, row, index) for index, row in enumerate(_read_rows(path), start=1)]
 
 
-class CorpusTooSmallError(ValueError):
+class CorpusTooSmallError(UserError):
     """The corpus holds fewer usable conversations than epsilon x anchor samples asks for."""
 
 

@@ -1,24 +1,25 @@
-"""B-Tuning: merge the A-Tuning adapter, then LoRA-DPO on the selected pairs, via ``llamafactory-cli``.
+"""B-Tuning: merge the first-stage adapter, then LoRA-DPO on the selected pairs (section 3.3).
 
-    python -m behaviorlm_lf.b_tune --dataset default --preset cpu [--variant dpo|sft] [--pairs-suffix _random]
+    behaviorlm merge  [--dataset default] [--preset cpu] [--first-stage anchor_train]
+    behaviorlm b-tune [--dataset default] [--preset cpu] [--variant dpo|sft] [--strategy dds|random|topk] [--per-class F]
 
-``llamafactory-cli export llamafactory_configs/a_merge.yaml`` folds the A-Tuning
-adapter into the backbone (``saves/<dataset>/<preset>/a_merged``); B-Tuning
-trains a new adapter on it, so DPO's frozen reference is the A-tuned model.
-``--variant sft`` is the "w/o DPO" ablation (SFT on the same samples).
+``merge`` folds the first-stage adapter into the backbone (``llamafactory-cli
+export``, ``a_merged/``); B-Tuning trains a new adapter on it, so DPO's frozen
+reference (the model with the new adapter disabled) is the A-tuned model. The
+selection flags pick which pairs it trains on, the ones ``select`` wrote with the
+same flags. ``--variant sft`` is the "w/o DPO" ablation (SFT on the same samples).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 from pathlib import Path
 
-from .cache import code_files, run_stage
-from .convert import DATASET_INFO, REPO_ROOT
+from .cache import run_stage
+from .errors import MissingStageError, user_errors_exit
+from .hardware import model_training_settings
+from .hparams import BTuneArguments, FirstStageArguments, RunArguments, SelectArguments, parse
 from .lf_run import CONFIG_DIR, run_llamafactory
-from .presets import get_preset
 
 logger = logging.getLogger(__name__)
 
@@ -26,82 +27,69 @@ MERGE_CONFIG = CONFIG_DIR / "a_merge.yaml"
 VARIANTS = {"dpo": (CONFIG_DIR / "b_tune.yaml", "pairs"), "sft": (CONFIG_DIR / "b_tune_sft.yaml", "selected_sft")}
 
 
-def merge_adapter(model: str, adapter: Path, template: str, out: Path) -> Path:
-    """The backbone with ``adapter`` merged in (cached)."""
-    overrides = {"model_name_or_path": model, "adapter_name_or_path": str(adapter), "template": template}
+def merge(run: RunArguments, first: FirstStageArguments) -> Path:
+    """The backbone with the first-stage adapter merged in (cached)."""
+    layout = run.layout()
+    adapter = layout.first_stage_dir(first.first_stage)
+    if not (adapter / "adapter_model.safetensors").is_file():
+        raise MissingStageError(
+            f"the first stage ({first.first_stage})", adapter,
+            f"behaviorlm a-tune --dataset {run.dataset} --preset {run.preset} --first-stage {first.first_stage}",
+        )
+    model = run.model_dir()
+    out = layout.merged_dir(first.first_stage)
+    overrides = {"model_name_or_path": model, "adapter_name_or_path": adapter, "template": run.chat_template()}
     inputs = {"model": Path(model), "adapter": adapter / "adapter_model.safetensors", "config": MERGE_CONFIG}
-    run_stage("a_merge", out, inputs, overrides, lambda tmp: run_llamafactory(MERGE_CONFIG, overrides, tmp, command="export"))
+    run_stage(
+        "merge", out, inputs, {k: str(v) for k, v in overrides.items()},
+        lambda tmp: run_llamafactory(MERGE_CONFIG, overrides, tmp, command="export", final_dir=out), code=__name__,
+    )
     return out
 
 
-def b_tune(
-    dataset: str = "default",
-    preset: str = "cpu",
-    variant: str = "dpo",
-    pairs_suffix: str = "",
-    adapter: Path | None = None,
-    model: str | None = None,
-    run_dir: Path | None = None,
-    dataset_info: Path = DATASET_INFO,
-    data_root: Path = REPO_ROOT / "data",
-    seed: int = 42,
-    extra: dict | None = None,
-    from_base: bool = False,
-) -> Path:
-    """Train the B-Tuning adapter; ``adapter=None`` uses the preset's A-Tuning output.
-
-    Outputs go to ``run_dir`` (default ``saves/<dataset>/<preset>``). Returns the
-    adapter folder; evaluate it on top of ``<run_dir>/a_merged``. ``from_base``
-    trains on the backbone itself (the "w/o A-Tuning" ablation).
-    """
-    sizes = get_preset(preset)
-    model = model or sizes.model
-    run_dir = Path(run_dir or REPO_ROOT / "saves" / dataset / preset)
-    adapter = Path(adapter or run_dir / "a_tune")
-    config, kind = VARIANTS[variant]
-    merged = Path(model) if from_base else merge_adapter(model, adapter, sizes.template, run_dir / "a_merged")
-    out = run_dir / f"b_tune{'' if variant == 'dpo' else '_' + variant}{pairs_suffix}"
-    train_set = f"{dataset}_{kind}{pairs_suffix}"
+def b_tune(run: RunArguments, first: FirstStageArguments, sel: SelectArguments, hp: BTuneArguments) -> Path:
+    """Train the B-Tuning adapter on the merged first-stage model; returns the adapter folder."""
+    layout = run.layout()
+    config, kind = VARIANTS[hp.variant]
+    suffix = sel.suffix()
+    train_set = layout.selected_set(first.first_stage, suffix, kind)
+    if not layout.set_file(train_set).is_file():
+        raise MissingStageError(
+            f"the selection{suffix or ''}", layout.set_file(train_set),
+            f"behaviorlm select --dataset {run.dataset} --preset {run.preset} --first-stage {first.first_stage} "
+            f"--strategy {sel.strategy} --per-class {sel.per_class} --confusion {sel.confusion}",
+        )
+    merged = merge(run, first)
+    out = layout.b_tune_dir(first.first_stage, suffix, hp.variant)
     overrides = {
-        "model_name_or_path": str(merged),
-        "template": sizes.template,
-        "dataset_dir": str(dataset_info.parent),
-        "dataset": train_set,
-        "cutoff_len": sizes.cutoff_len,
-        "num_train_epochs": sizes.b_num_train_epochs,
-        **({"max_samples": sizes.b_max_samples} if sizes.b_max_samples else {}),
-        "seed": seed,
-        **sizes.llamafactory_overrides,
-        **sizes.b_tune_args,
-        **(extra or {}),
+        "model_name_or_path": merged,
+        "template": run.chat_template(),
+        "dataset_dir": layout.data_root,
+        "dataset": layout.set_registry_name(train_set),
+        "seed": run.seed,
+        **model_training_settings(merged),
+        **hp.overrides(),
     }
-    inputs = {
-        "merged": merged if from_base else merged / "manifest.json",
-        "train_set": data_root / dataset / f"{kind}{pairs_suffix}.jsonl",
-        "config": config,
-    } | code_files("b_tune", "lf_run")
-    run_stage(f"b_tune:{variant}", out, inputs, overrides, lambda tmp: run_llamafactory(config, overrides, tmp))
+    inputs = {"merged": merged / "manifest.json", "train_set": layout.set_file(train_set), "config": config}
+    run_stage(
+        f"b_tune:{hp.variant}{suffix}", out, inputs, {k: str(v) for k, v in overrides.items()},
+        lambda tmp: run_llamafactory(config, overrides, tmp, final_dir=out), code=__name__,
+    )
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="default")
-    parser.add_argument("--preset", default=os.environ.get("PRESET", "cpu"))
-    parser.add_argument("--variant", choices=sorted(VARIANTS), default="dpo", help="sft = the w/o DPO ablation")
-    parser.add_argument("--pairs-suffix", default="", help="selection variant, e.g. _random or _topk (see select)")
-    parser.add_argument("--adapter", type=Path, help="A-Tuning adapter (default: saves/<dataset>/<preset>/a_tune)")
-    parser.add_argument("--model", help="base model folder (default: the preset's)")
-    parser.add_argument("--run-dir", type=Path, help="default: saves/<dataset>/<preset>")
-    parser.add_argument("--merge-only", action="store_true", help="only merge the A-Tuning adapter (make select does)")
-    args = parser.parse_args(argv)
+@user_errors_exit
+def merge_main(argv: list[str] | None = None) -> None:
+    run, first = parse((RunArguments, FirstStageArguments), argv, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.merge_only:
-        sizes = get_preset(args.preset)
-        run_dir = args.run_dir or REPO_ROOT / "saves" / args.dataset / args.preset
-        print(merge_adapter(args.model or sizes.model, args.adapter or run_dir / "a_tune", sizes.template, run_dir / "a_merged"))
-        return
-    print(b_tune(args.dataset, args.preset, args.variant, args.pairs_suffix, args.adapter, args.model, args.run_dir))
+    print(merge(run, first))
+
+
+@user_errors_exit
+def main(argv: list[str] | None = None) -> None:
+    run, first, sel, hp = parse((RunArguments, FirstStageArguments, SelectArguments, BTuneArguments), argv, description=__doc__)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    print(b_tune(run, first, sel, hp))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,19 @@
 """Non-LLM baselines: the floors a fine-tuned language model must clear.
 
-    python -m behaviorlm_lf.baselines --dataset default --method popularity|context|markov|sasrec|bert4rec
-        [--seed 0] [--epochs N] [--reports reports]
+    behaviorlm baseline [--dataset default] [--preset cpu] --method popularity|context|markov|sasrec|bert4rec
+        [--seed 0] [--epochs N]
 
 Every baseline is fit on the whole training split (``train_events.parquet``: all
 events of the training users), as a user who holds the log would fit it, not on
 the LLM's capped training sample; the sequence models stop early on the
 validation users' events (``valid_events.parquet``). Each scores every candidate;
 the CLI evaluates on ``test_natural`` and ``test_balanced`` and writes
-``reports/<dataset>/<method>/`` with :func:`behaviorlm_lf.metrics.write_report`,
+``reports/<data>/<preset>/<method>/`` with :func:`behaviorlm_lf.metrics.write_report`,
 recording both training sizes (the baseline's events and the LLM's samples).
 
 * ``popularity``: training behavior frequency.
-* ``context``: behavior frequency at the next event's (hour, place), backing off
-  to (place), then to popularity.
+* ``context``: behavior frequency at the next event's (day of week, hour, place),
+  backing off to (hour, place), (place), then popularity.
 * ``markov``: first-order Markov chain from the last history behavior to the
   next one, over every consecutive pair of a training user's events, add-one
   smoothed; a behavior never seen as a state backs off to popularity.
@@ -27,13 +27,14 @@ nonzero score and the metrics' ``p_label`` stays meaningful.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,16 +42,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .convert import REPO_ROOT
-from .fileio import BadInputError
+from .errors import BadInputError, MissingStageError, user_errors_exit
+from .hparams import RunArguments, parse
 from .metrics import label_indexes, write_report
 
 logger = logging.getLogger(__name__)
 
 METHODS = ("popularity", "context", "markov", "sasrec", "bert4rec")
 TEST_SETS = ("test_natural", "test_balanced")
-SAMPLE_COLUMNS = ("hist_behavior", "hour", "place", "label")
-EVENT_COLUMNS = ("user", "hour", "place", "behavior")
+SAMPLE_COLUMNS = ("hist_behavior", "dow", "hour", "place", "label")
+EVENT_COLUMNS = ("user", "dow", "hour", "place", "behavior")
 
 
 class Baseline:
@@ -118,8 +119,13 @@ def _hour_place(frame: pd.DataFrame) -> pd.Series:
     return frame["hour"].astype(int).astype(str) + "@" + frame["place"].astype(str)
 
 
+def _day_hour_place(frame: pd.DataFrame) -> pd.Series:
+    return frame["dow"].astype(int).astype(str) + ":" + _hour_place(frame)
+
+
 class Context(Baseline):
-    """Behavior frequency at the next event's (hour, place), backing off to (place), then popularity.
+    """Behavior frequency at the next event's (day of week, hour, place), backing off to (hour, place), to
+    (place), then popularity.
 
     Each level is the counts of its context plus one pseudo-count spread as the
     level below: ``p = (counts + p_below) / (n + 1)``. Counts are integers and
@@ -131,13 +137,16 @@ class Context(Baseline):
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None) -> Context:
         codes = self._codes(train)
         self.popularity_ = Popularity(self.candidates).fit(train)
-        self.places_ = _count_table(train["place"].astype(str), codes, len(self.candidates))
-        self.hour_places_ = _count_table(_hour_place(train), codes, len(self.candidates))
+        self.levels_ = [
+            (key, _count_table(key(train), codes, len(self.candidates)))
+            for key in (lambda f: f["place"].astype(str), _hour_place, _day_hour_place)
+        ]
         return self
 
     def predict_proba(self, samples: pd.DataFrame) -> np.ndarray:
         probs = self.popularity_.predict_proba(samples)
-        for table, keys in ((self.places_, samples["place"].astype(str)), (self.hour_places_, _hour_place(samples))):
+        for key, table in self.levels_:  # coarsest first, each level backing off to the one before
+            keys = key(samples)
             counts = _lookup(*table, keys)
             probs = (counts + probs) / (counts.sum(axis=1, keepdims=True) + 1.0)
         return probs
@@ -473,56 +482,53 @@ def read_events(path: Path, candidates: Sequence[str]) -> pd.DataFrame:
     return read_frame(path, candidates, EVENT_COLUMNS, ("behavior",))
 
 
-def run_baseline(
-    dataset: str = "default",
-    method: str = "popularity",
-    seed: int = 0,
-    epochs: int | None = None,
-    reports: Path = REPO_ROOT / "reports",
-    data_root: Path = REPO_ROOT / "data",
-) -> Path:
-    """Fit ``method`` on the training split, score both test sets and write the report; returns its folder."""
-    data_dir = data_root / dataset
-    vocabulary = json.loads((data_dir / "behaviors.json").read_text(encoding="utf-8"))
+@dataclass
+class BaselineArguments:
+    """Which baseline to fit and how long the sequence models may train."""
+
+    preset_key: ClassVar[str] = "baseline"
+    method: Literal["popularity", "context", "markov", "sasrec", "bert4rec"] = field(
+        default="popularity", metadata={"help": "the baseline"}
+    )
+    epochs: int | None = field(default=None, metadata={"help": "the sequence models' maximum epochs (default 100)"})
+
+
+def run_baseline(run: RunArguments, args: BaselineArguments) -> Path:
+    """Fit the baseline on the training split, score both test sets and write the report; returns its folder."""
+    layout = run.layout()
+    if not layout.behaviors_file.is_file():
+        raise MissingStageError("the data stage", layout.data_dir, f"behaviorlm data --dataset {run.dataset} --preset {run.preset}")
+    vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
     candidates, behaviors = vocabulary["candidates"], vocabulary["behaviors"]
     started = time.perf_counter()
-    train, valid = (read_events(data_dir / f"{split}_events.parquet", candidates) for split in ("train", "valid"))
-    tests = {name: read_set(data_dir / f"{name}.parquet", candidates) for name in TEST_SETS}
-    history_len = len(tests["test_natural"]["hist_behavior"].iloc[0])
-    logger.info("read %s: %d training events, %d validation events", data_dir, len(train), len(valid))
-    model = make_baseline(method, candidates, seed=seed, epochs=epochs, history_len=history_len)
+    train, valid = (read_events(layout.set_file(f"{split}_events", ".parquet"), candidates) for split in ("train", "valid"))
+    tests = {name: read_set(layout.set_file(name, ".parquet"), candidates) for name in TEST_SETS}
+    logger.info("read %s: %d training events, %d validation events", layout.data_dir, len(train), len(valid))
+    model = make_baseline(args.method, candidates, seed=run.seed, epochs=args.epochs, history_len=vocabulary["history_len"])
     fit_started = time.perf_counter()
     model.fit(train, valid)
     fit_seconds = time.perf_counter() - fit_started
-    logger.info("fit %s on %d events in %.1fs %s", method, len(train), fit_seconds, model.fit_info_)
+    logger.info("fit %s on %d events in %.1fs %s", args.method, len(train), fit_seconds, model.fit_info_)
     scores = {name: (frame["label"].tolist(), model.predict_proba(frame)) for name, frame in tests.items()}
-    manifest = data_dir / "manifest.json"
     extra = {
-        "dataset": dataset,
-        "data_key": json.loads(manifest.read_text(encoding="utf-8")).get("key") if manifest.is_file() else None,
-        "seed": seed,
+        "dataset": layout.data_name,
+        "seed": run.seed,
         "train_events": len(train),
         "llm_train_samples": vocabulary["stats"]["set_sizes"]["all_train"],
         "fit_seconds": round(fit_seconds, 3),
         **model.fit_info_,
     }
-    out_dir = reports / dataset / method
-    write_report(out_dir, method, scores["test_natural"], scores["test_balanced"], candidates, behaviors, extra)
-    logger.info("%s done in %.1fs", method, time.perf_counter() - started)
+    out_dir = layout.report_dir(args.method)
+    write_report(out_dir, args.method, scores["test_natural"], scores["test_balanced"], candidates, behaviors, extra)
+    logger.info("%s done in %.1fs", args.method, time.perf_counter() - started)
     return out_dir
 
 
+@user_errors_exit
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="default")
-    parser.add_argument("--method", choices=METHODS, required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, help="the sequence models' maximum epochs (default 100; early stopping usually ends sooner)")
-    parser.add_argument("--reports", type=Path, default=REPO_ROOT / "reports")
-    parser.add_argument("--data-root", type=Path, default=REPO_ROOT / "data")
-    args = parser.parse_args(argv)
+    run, args = parse((RunArguments, BaselineArguments), argv, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(run_baseline(args.dataset, args.method, args.seed, args.epochs, args.reports, args.data_root))
+    print(run_baseline(run, args))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Speed and agreement of the candidate scorer in this machine's precision against float32, on the same prompts.
 
-    python -m behaviorlm_lf.bench_score [--dataset default] [--model models/SmolLM2-135M-Instruct]
-        [--adapter DIR] [--sets test_natural test_balanced] [--n N]
+    behaviorlm bench-score [--dataset default] [--preset cpu] [--adapter DIR] [--sets test_natural test_balanced] [--n N]
 
 Three timed passes over the same prompts, one after the other, with the same batches:
 
@@ -16,18 +15,20 @@ the two scorers' argmax agree and the largest log-probability and probability di
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from .convert import REPO_ROOT
+from .errors import MissingStageError, user_errors_exit
 from .fileio import read_jsonl
-from .hardware import uses_bf16
+from .hardware import machine_description, uses_bf16
+from .hparams import RunArguments, parse
 from .scorer import CandidateScorer, encode_pair
 
 
@@ -54,24 +55,28 @@ def prompt_pass(scorer: CandidateScorer, prompts: list[str], candidate: str) -> 
             decoder(input_ids=input_ids.to(scorer.device), attention_mask=mask.to(scorer.device))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="default")
-    parser.add_argument("--model", type=Path, default=REPO_ROOT / "models/SmolLM2-135M-Instruct")
-    parser.add_argument("--adapter", type=Path, help="LoRA adapter to score with (merged, as evaluation does)")
-    parser.add_argument("--template", default="smollm2")
-    parser.add_argument("--sets", nargs="+", default=["test_natural", "test_balanced"])
-    parser.add_argument("--n", type=int, help="at most this many prompts per set (default: all)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+@dataclass
+class BenchScoreArguments:
+    preset_key: ClassVar[str] = "bench_score"
+    adapter: Path | None = field(default=None, metadata={"help": "LoRA adapter to score with (merged, as evaluation does)"})
+    sets: list[str] = field(default_factory=lambda: ["test_natural", "test_balanced"], metadata={"help": "sets to score"})
+    n: int | None = field(default=None, metadata={"help": "at most this many prompts per set (default: all)"})
+    batch_size: int = field(default=8, metadata={"help": "prompts per forward pass"})
 
-    data = REPO_ROOT / "data" / args.dataset
-    candidates = json.loads((data / "behaviors.json").read_text(encoding="utf-8"))["candidates"]
-    prompts = [r["instruction"] for s in args.sets for r in read_jsonl(data / f"{s}.jsonl")[: args.n]]
+
+@user_errors_exit
+def main(argv: list[str] | None = None) -> None:
+    run, args = parse((RunArguments, BenchScoreArguments), argv, description=__doc__)
+    logging.basicConfig(level=logging.WARNING)
+    layout = run.layout()
+    if not layout.behaviors_file.is_file():
+        raise MissingStageError("the data stage", layout.data_dir, f"behaviorlm data --dataset {run.dataset} --preset {run.preset}")
+    candidates = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))["candidates"]
+    prompts = [r["instruction"] for s in args.sets for r in read_jsonl(layout.set_file(s))[: args.n]]
+    model = run.model_dir()
     n = len(prompts)
     scorers = {
-        precision: CandidateScorer(args.model, args.adapter, args.template, device="cpu", batch_size=args.batch_size, bf16=bf16)
+        precision: CandidateScorer(model, args.adapter, run.chat_template(), device="cpu", batch_size=args.batch_size, bf16=bf16)
         for precision, bf16 in (("float32", False), ("ours", None))
     }
     for scorer in scorers.values():
@@ -82,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     _, seconds["prompt pass"] = timed(lambda: prompt_pass(scorers["ours"], prompts, candidates[0]))
 
     ours_precision = "bf16 autocast" if scorers["ours"].bf16 else "float32"
-    print(f"\n{n} prompts of data/{args.dataset}/{{{','.join(args.sets)}}}, {len(candidates)} candidates, "
-          f"model {args.model}{' + ' + str(args.adapter) if args.adapter else ''}; this CPU has bf16 units: {uses_bf16('cpu')}")
+    print(f"\n{machine_description()}: {n} prompts of {layout.data_dir}/{{{','.join(args.sets)}}}, {len(candidates)} "
+          f"candidates, model {model}{' + ' + str(args.adapter) if args.adapter else ''}; bf16 units: {uses_bf16('cpu')}")
     print(f"  scorer, float32          {n / seconds['float32']:.3f} prompts/s")
     print(f"  scorer, ours ({ours_precision}) {n / seconds['ours']:.3f} prompts/s   speed-up {seconds['float32'] / seconds['ours']:.2f}x")
     print(f"  prompt pass alone (ours) {n / seconds['prompt pass']:.3f} prompts/s   scorer / prompt pass = "

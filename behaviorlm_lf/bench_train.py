@@ -1,6 +1,6 @@
 """Training speed of our settings against LlamaFactory's defaults, for A-Tuning (SFT) and B-Tuning (DPO).
 
-    python -m behaviorlm_lf.bench_train [--dataset default] [--preset cpu] [--sft-steps 10] [--dpo-steps 6]
+    behaviorlm bench-train [--dataset default] [--preset cpu] [--sft-steps 10] [--dpo-steps 6]
 
 Each comparison is two runs of the same YAML (``a_tune.yaml``, ``b_tune.yaml``)
 with the preset's model and hyper-parameters, for the same steps, samples and
@@ -19,23 +19,24 @@ difference and its 95% interval: the settings change speed and rounding, not the
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from .a_tune import A_TUNE_CONFIG
 from .b_tune import VARIANTS
-from .convert import DATASET_INFO
+from .errors import MissingStageError, user_errors_exit
 from .fileio import read_jsonl
-from .hardware import llamafactory_precision
+from .hardware import llamafactory_precision, machine_description
+from .hparams import ATuneArguments, BTuneArguments, RunArguments, build, parse
 from .lf_run import run_llamafactory
-from .presets import get_preset
-from .select import PAIR_COLUMNS
+from .registry import PAIR_COLUMNS
 
 LLAMAFACTORY_DEFAULTS = {"hooks": False, "precision": {"bf16": False}, "overrides": {"disable_gradient_checkpointing": False}}
 OURS = {"hooks": True, "precision": None, "overrides": {}}
@@ -94,34 +95,40 @@ def report(title: str, unit: str, results: dict) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class BenchTrainArguments:
+    preset_key: ClassVar[str] = "bench_train"
+    sft_steps: int = field(default=10, metadata={"help": "A-Tuning steps per run"})
+    dpo_steps: int = field(default=6, metadata={"help": "B-Tuning steps per run"})
+
+
+@user_errors_exit
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="default")
-    parser.add_argument("--preset", default="cpu", help="whose hyper-parameters both runs use (the YAML's otherwise)")
-    parser.add_argument("--sft-steps", type=int, default=10)
-    parser.add_argument("--dpo-steps", type=int, default=6)
-    args = parser.parse_args(argv)
+    run, args = parse((RunArguments, BenchTrainArguments), argv, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    preset = get_preset(args.preset)
+    layout = run.layout()
+    if not layout.set_file("anchor_train").is_file():
+        raise MissingStageError("the data stage", layout.data_dir, f"behaviorlm data --dataset {run.dataset} --preset {run.preset}")
     common = {
-        "model_name_or_path": preset.model,
-        "dataset_dir": str(DATASET_INFO.parent),
+        "model_name_or_path": run.model_dir(),
+        "template": run.chat_template(),
         "eval_strategy": "no",
         "save_strategy": "no",
         "load_best_model_at_end": False,
         "plot_loss": False,
         "logging_steps": 1,
     }
+    a_hp, b_hp = build(ATuneArguments, run.preset).overrides(), build(BTuneArguments, run.preset).overrides()
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         tmp = Path(tmp)
-        sft_data = {"dataset": f"{args.dataset}_anchor_train", "max_steps": args.sft_steps}
-        sft = bench_stage(A_TUNE_CONFIG, common | preset.a_tune_args | sft_data, tmp / "sft")
-        dpo_data = {"dataset_dir": str(write_pool_pairs(DATASET_INFO.parent / "data" / args.dataset / "pool.jsonl", tmp)),
-                    "dataset": "bench_pairs", "max_steps": args.dpo_steps}
-        dpo = bench_stage(VARIANTS["dpo"][0], common | preset.b_tune_args | dpo_data, tmp / "dpo")
-    print(f"\nmodel {preset.model}, {args.preset} preset {preset.a_tune_args} / {preset.b_tune_args}; ours = {llamafactory_precision()} + lf_hooks, no gradient checkpointing")
-    print(report(f"A-Tuning (SFT), {args.sft_steps} steps x batch 8 of {args.dataset}_anchor_train:", "samples", sft))
-    print(report(f"B-Tuning (DPO), {args.dpo_steps} steps x 8 pairs from {args.dataset}'s pool:", "pairs", dpo))
+        sft_data = {"dataset_dir": str(layout.data_root), "dataset": layout.set_registry_name("anchor_train"), "max_steps": args.sft_steps}
+        sft = bench_stage(A_TUNE_CONFIG, common | a_hp | sft_data, tmp / "sft")
+        dpo_data = {"dataset_dir": str(write_pool_pairs(layout.set_file("pool"), tmp)), "dataset": "bench_pairs", "max_steps": args.dpo_steps}
+        dpo = bench_stage(VARIANTS["dpo"][0], common | b_hp | dpo_data, tmp / "dpo")
+    print(f"\n{machine_description()}; model {run.model_dir()}, {run.preset} preset ({a_hp} / {b_hp}); "
+          f"ours = {llamafactory_precision()} + lf_hooks, no gradient checkpointing")
+    print(report(f"A-Tuning (SFT), {args.sft_steps} steps x batch 8 of {layout.set_registry_name('anchor_train')}:", "samples", sft))
+    print(report(f"B-Tuning (DPO), {args.dpo_steps} steps x 8 pairs from {layout.data_name}'s pool:", "pairs", dpo))
 
 
 if __name__ == "__main__":

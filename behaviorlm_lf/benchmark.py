@@ -1,263 +1,255 @@
-"""The paper's evidence on one data set: baselines, BehaviorLM and its ablations over seeds, as tables and figures.
+"""The paper's evidence on one data set: baselines, BehaviorLM, its ablations and sweeps, with intervals.
 
-    python -m behaviorlm_lf.benchmark --source default --preset smoke --seeds 0 1 2
-    python -m behaviorlm_lf.benchmark --source foursquare-nyc --preset cpu
+    behaviorlm benchmark --dataset foursquare-nyc --preset cpu [--seeds 0 1 2] [--rows main|all]
 
-Each seed converts the data with that seed (another user split), runs every row
-below with the same splits and metrics, and evaluates it with the exact
-candidate scorer. ``results.md`` (in ``reports/benchmark/<name>/<preset>/``)
-holds the main table (like the paper's Tables 3 and 8), the ablation table (like
-Table 4, as drops from BehaviorLM), the wall time of each stage and three figures:
-the behavior frequency distribution with the anchor threshold (Fig. 1a), accuracy
-by group per method (Fig. 1c), and Tail accuracy against F (Fig. 3b).
+``--rows main`` (the default) runs the main table (Tables 3 and 8): popularity,
+context popularity, Markov, SASRec and BERT4Rec fit on the whole training split,
+the untuned LLM (LLM-NT), full fine-tuning on all behaviors without the
+auxiliary corpus (the TALLRec-style row) and BehaviorLM. ``--rows all`` adds the
+ablations (Table 4, section 4.4: w/o aux, w/o DDS, w/o KMeans, w/o DPO, w/o
+A-Tuning = full fine-tuning followed by the same B-Tuning, and the confusion term
+as printed), Fig. 5's first stages (all behaviors, anchors, medium + tail), the F
+sweep (Fig. 3b), and the epsilon (Table 5) and anchor threshold (Table 6) sweeps.
+
+Each seed converts the data with that seed (another user split) and runs every
+row in its own sub-run; rows that share a stage share its output (the stage
+cache), so an interrupted benchmark resumes where it stopped, and the report is
+rewritten after every row. ``reports/benchmark/<dataset>/<preset>/results.md``
+opens with the paper's claims checked against paired bootstrap intervals, then
+every table with 95% intervals, the stage times and the figures.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import logging
-import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from .a_tune import a_tune
-from .b_tune import b_tune, merge_adapter
-from .baselines import run_baseline
-from .convert import KNOWN_SOURCES, REPO_ROOT, convert
-from .eval import evaluate_model
+from .b_tune import b_tune
+from .baselines import BaselineArguments, run_baseline
+from .convert import convert
+from .errors import user_errors_exit
+from .eval import evaluate
 from .fileio import atomic_output
-from .metrics import PAPER_METRICS
-from .presets import get_preset
-from .select import select, variant_suffix
+from .hardware import machine_description
+from .hparams import ATuneArguments, BTuneArguments, DataArguments, FirstStageArguments, RunArguments, SelectArguments, build, parse
+from .metrics import PAPER_METRICS, paired_difference
+from .report import NAMES, claims_lines, markdown_table, replicates_of, summary_frame, write_figures
+from .select import select
 
 logger = logging.getLogger(__name__)
 
-BASELINES = {"Popularity": "popularity", "Context popularity": "context", "Markov": "markov", "SASRec": "sasrec"}
+BASELINES = {"Popularity": "popularity", "Context popularity": "context", "Markov": "markov", "SASRec": "sasrec", "BERT4Rec": "bert4rec"}
 MAIN_ROWS = [*BASELINES, "LLM-NT", "Full fine-tuning", "BehaviorLM"]
-ABLATIONS = ["w/o aux", "w/o DDS", "w/o KMeans", "w/o DPO", "w/o A-Tuning", "Tail-first curriculum"]
-F_SWEEP = {"smoke": (1, 2), "cpu": (1, 2, 3), "cpu-benchmark": (1, 2), "gpu": (5, 10, 20)}
-# The benchmark trains about 14 models per seed; on a CPU it runs them at a smaller size than a single run.
-BENCHMARK_PRESET = {"cpu": "cpu-benchmark"}
+ABLATIONS = ["w/o aux", "w/o DDS", "w/o KMeans", "w/o DPO", "w/o A-Tuning", "Confusion term as printed (eq. 2)"]
+FIG5 = {"all behaviors": "w/o A-Tuning", "anchor behaviors": "BehaviorLM", "medium + tail behaviors": "Tail-first stage"}
+CHECKS = [
+    ("BehaviorLM Tail above full fine-tuning", "BehaviorLM", "Full fine-tuning", "tail", 0.0),
+    ("BehaviorLM Head within 2 points of full fine-tuning (not more than 2 points below)", "BehaviorLM", "Full fine-tuning", "head", 0.02),
+    ("BehaviorLM Overall above SASRec", "BehaviorLM", "SASRec", "overall", 0.0),
+]
 
 
-def _slug(row: str) -> str:
+@dataclass
+class BenchmarkArguments:
+    preset_key: ClassVar[str] = "benchmark"
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "one user split and training seed each"})
+    rows: Literal["main", "all"] = field(default="main", metadata={"help": "main table only, or with ablations and sweeps"})
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES.values()), metadata={"help": "the baselines to run"})
+    f_values: list[int] = field(default_factory=lambda: [5, 10, 20], metadata={"help": "the F sweep (Fig. 3b)"})
+    epsilons: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2], metadata={"help": "Table 5's sweep"})
+    thresholds: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02], metadata={"help": "Table 6's sweep"})
+
+
+def slug(row: str) -> str:
     """A row's name as a folder name: "w/o DDS" -> "wo_DDS"."""
-    return row.replace("/", "").replace(" ", "_")
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in row.replace("/", "")).strip("_")
 
 
-class Runner:
-    """Runs the rows of one seed, each in its own run folder, and records stage wall times."""
+class SeedRunner:
+    """Runs the rows of one seed, each in its own sub-run, and records stage wall times."""
 
-    def __init__(self, name: str, preset: str, root: Path, dataset_info: Path, seed: int):
-        self.name, self.preset, self.root, self.seed = name, preset, root, seed
-        self.paths = {"data_root": root / "data", "dataset_info": dataset_info}
-        self.sizes = get_preset(preset)
+    def __init__(self, run: RunArguments, data: DataArguments, args: BenchmarkArguments):
+        self.run, self.data, self.args = run, data, args
+        self.sel = build(SelectArguments, run.preset)
         self.times: list[dict] = []
 
-    def timed(self, row: str, stage: str, fn, *args, **kwargs):
+    def timed(self, row: str, stage: str, fn: Callable, *args, **kwargs):
+        """Run a stage; record its wall time and, on a GPU, its memory peak (in this process or LlamaFactory's)."""
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
         started = time.time()
         result = fn(*args, **kwargs)
-        self.times.append({"row": row, "stage": stage, "seconds": time.time() - started, "seed": self.seed})
+        record = {"row": row, "stage": stage, "seconds": time.time() - started, "seed": self.run.seed}
+        if torch.cuda.is_available():
+            manifest = Path(result) / "manifest.json" if isinstance(result, Path) else None
+            trained = json.loads(manifest.read_text())["result"].get("gpu_peak_bytes", 0) if manifest and manifest.is_file() else 0
+            record["gpu_peak_gib"] = max(torch.cuda.max_memory_allocated(), trained) / 2**30
+        self.times.append(record)
         return result
 
-    def run_dir(self, row: str) -> Path:
-        return self.root / "runs" / self.name / self.preset / _slug(row)
+    def sub(self, sub_run: str, **changes) -> RunArguments:
+        return dataclasses.replace(self.run, sub_run=sub_run, **changes)
 
-    def evaluate(self, row: str, model: str, adapter: Path | None) -> dict:
-        out = self.timed(
-            row, "eval", evaluate_model, self.name, self.preset, run=None, model=model, adapter=adapter,
-            name=_slug(row), reports=self.root / "reports", **self.paths,
-        )
-        return json.loads((out / "metrics.json").read_text())
+    def evaluate(self, row: str, run: RunArguments, model: str, adapter: Path | None) -> Path:
+        return self.timed(row, "eval", evaluate, run, model, adapter, slug(row))
 
-    def behaviorlm(self, row: str, epsilon: float = 0.05, strategy: str = "dds", variant: str = "dpo", per_class=None):
-        """A-Tuning, selection and B-Tuning; returns the metrics of the B-tuned model.
-
-        Rows that differ only after A-Tuning share the BehaviorLM run folder, so
-        its A-Tuning adapter is trained once (the stage cache reuses it).
-        """
-        run_dir = self.run_dir("BehaviorLM" if epsilon == 0.05 else row)
-        common = dict(preset=self.preset, run_dir=run_dir, seed=self.seed, **self.paths)
-        self.timed(row, "a_tune", a_tune, self.name, epsilon=epsilon, **common)
-        self.timed(row, "select", select, self.name, strategy=strategy, per_class=per_class, **common)
-        suffix = variant_suffix(strategy, per_class or self.sizes.select_per_class, self.sizes.select_per_class)
-        adapter = self.timed(row, "b_tune", b_tune, self.name, variant=variant, pairs_suffix=suffix, **common)
-        return self.evaluate(row, str(run_dir / "a_merged"), adapter)
+    def behaviorlm(
+        self, row: str, run: RunArguments, first: FirstStageArguments, sel: SelectArguments | None = None, variant: str = "dpo"
+    ) -> Path:
+        """First stage, selection and B-Tuning in ``run``; returns the B-tuned model's report."""
+        sel = sel or self.sel
+        self.timed(row, "first stage", a_tune, run, first, build(ATuneArguments, run.preset))
+        self.timed(row, "select", select, run, first, sel)
+        adapter = self.timed(row, "b_tune", b_tune, run, first, sel, build(BTuneArguments, run.preset, variant=variant))
+        return self.evaluate(row, run, str(run.layout().merged_dir(first.first_stage)), adapter)
 
     def rows(self):
-        """Yields (row, metrics) in the order of the report: the main table first, then ablations, then the F sweep."""
+        """Yields (row, report folder) in the order of the report; a sweep point equal to a row reuses its report."""
         for row, method in BASELINES.items():
-            out = self.timed(
-                row, "fit+eval", run_baseline, self.name, method, seed=self.seed,
-                reports=self.root / "reports", data_root=self.paths["data_root"],
-            )
-            yield row, json.loads((out / "metrics.json").read_text())
-        yield "LLM-NT", self.evaluate("LLM-NT", self.sizes.model, None)
-        full = self.run_dir("Full fine-tuning")
-        self.timed(
-            "Full fine-tuning", "sft", a_tune, self.name, preset=self.preset, run_dir=full, train_set="all_train",
-            seed=self.seed, **self.paths,
-        )
-        yield "Full fine-tuning", self.evaluate("Full fine-tuning", self.sizes.model, full / "a_tune")
-        behaviorlm = self.behaviorlm("BehaviorLM")
+            if method in self.args.baselines:
+                yield row, self.timed(row, "fit+eval", run_baseline, self.run, BaselineArguments(method=method))
+        base = self.sub("LLM-NT")
+        yield "LLM-NT", self.evaluate("LLM-NT", base, base.model_dir(), None)
+        full = self.sub("Full_fine-tuning")
+        full_first = FirstStageArguments(first_stage="all_train", epsilon=0.0)  # TALLRec-style: no auxiliary corpus
+        adapter = self.timed("Full fine-tuning", "first stage", a_tune, full, full_first, build(ATuneArguments, full.preset))
+        yield "Full fine-tuning", self.evaluate("Full fine-tuning", full, full.model_dir(), adapter)
+        blm, anchors = self.sub("BehaviorLM"), FirstStageArguments()
+        behaviorlm = self.behaviorlm("BehaviorLM", blm, anchors)
         yield "BehaviorLM", behaviorlm
-        yield "w/o aux", self.behaviorlm("w/o aux", epsilon=0.0)
-        yield "w/o DDS", self.behaviorlm("w/o DDS", strategy="random")
-        yield "w/o KMeans", self.behaviorlm("w/o KMeans", strategy="topk")
-        yield "w/o DPO", self.behaviorlm("w/o DPO", variant="sft")
-        yield "w/o A-Tuning", self.without_a_tuning()
-        yield "Tail-first curriculum", self.tail_first()  # reuses the w/o A-Tuning adapter
-        for f in F_SWEEP[self.preset]:
-            # the preset's own F is the BehaviorLM row itself
-            yield f"BehaviorLM F={f}", behaviorlm if f == self.sizes.select_per_class else self.behaviorlm(f"BehaviorLM F={f}", per_class=f)
-
-    def without_a_tuning(self) -> dict:
-        row, run_dir = "w/o A-Tuning", self.run_dir("w/o A-Tuning")
-        common = dict(preset=self.preset, run_dir=run_dir, from_base=True, seed=self.seed, **self.paths)
-        self.timed(row, "select", select, self.name, **common)
-        adapter = self.timed(row, "b_tune", b_tune, self.name, **common)
-        return self.evaluate(row, self.sizes.model, adapter)
-
-    def tail_first(self) -> dict:
-        """Fig. 5's reversed curriculum: the balanced (B) stage on the backbone first, then anchor SFT on top.
-
-        Its B stage is exactly the "w/o A-Tuning" model (same pool, seed and
-        selection from the backbone), so it merges that adapter instead of training it again.
-        """
-        row, run_dir = "Tail-first curriculum", self.run_dir("Tail-first curriculum")
-        b_adapter = self.run_dir("w/o A-Tuning") / "b_tune"
-        merged = self.timed(row, "merge", merge_adapter, self.sizes.model, b_adapter, self.sizes.template, run_dir / "b_merged")
-        self.timed(row, "a_tune", a_tune, self.name, model=str(merged), preset=self.preset, run_dir=run_dir, seed=self.seed, **self.paths)
-        return self.evaluate(row, str(merged), run_dir / "a_tune")
-
-
-def aggregate(per_seed: list[dict[str, dict]]) -> pd.DataFrame:
-    """Mean and standard deviation of the six paper metrics per row."""
-    records = [{"row": row, "seed": seed, **{m: r[m] for m in PAPER_METRICS}} for seed, rows in enumerate(per_seed) for row, r in rows.items()]
-    frame = pd.DataFrame(records).set_index(["row", "seed"]).astype(float)
-    grouped = frame.groupby("row", sort=False)
-    table = pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=0)}, axis=1)
-    table[("seeds", "n")] = grouped.size()
-    return table
+        if self.args.rows == "main":
+            return
+        without_aux = self.behaviorlm("w/o aux", self.sub("wo_aux"), FirstStageArguments(epsilon=0.0))
+        yield "w/o aux", without_aux
+        yield "w/o DDS", self.behaviorlm("w/o DDS", blm, anchors, dataclasses.replace(self.sel, strategy="random"))
+        yield "w/o KMeans", self.behaviorlm("w/o KMeans", blm, anchors, dataclasses.replace(self.sel, strategy="topk"))
+        yield "w/o DPO", self.behaviorlm("w/o DPO", blm, anchors, variant="sft")
+        # section 4.4: fine-tune on all behaviors, then the same B-Tuning from that model (its pool scores, its reference)
+        yield "w/o A-Tuning", self.behaviorlm("w/o A-Tuning", full, full_first)
+        row = "Confusion term as printed (eq. 2)"
+        yield row, self.behaviorlm(row, blm, anchors, dataclasses.replace(self.sel, confusion="literal"))
+        yield "Tail-first stage", self.behaviorlm("Tail-first stage", blm, FirstStageArguments(first_stage="tail_train"))
+        for f in self.args.f_values:
+            same = f == self.sel.per_class
+            yield f"F={f}", behaviorlm if same else self.behaviorlm(f"F={f}", blm, anchors, dataclasses.replace(self.sel, per_class=f))
+        for epsilon in self.args.epsilons:
+            row = f"epsilon={epsilon:g}"
+            known = {anchors.epsilon: behaviorlm, 0.0: without_aux}
+            yield row, known[epsilon] if epsilon in known else self.behaviorlm(row, self.sub(slug(row)), FirstStageArguments(epsilon=epsilon))
+        for threshold in self.args.thresholds:
+            row = f"anchor threshold={threshold:.1%}"
+            if threshold == self.data.anchor_threshold:
+                yield row, behaviorlm
+                continue
+            thresholded = dataclasses.replace(self.run, dataset=f"{self.run.dataset}-thr{threshold:g}", sub_run="BehaviorLM")
+            data = dataclasses.replace(self.data, source=self.data.source or self.run.dataset, anchor_threshold=threshold)
+            self.timed(row, "data", convert, thresholded, data)
+            yield row, self.behaviorlm(row, thresholded, anchors)
 
 
-def _cell(table: pd.DataFrame, row: str, metric: str) -> str:
-    if row not in table.index:
-        return "not run yet"
-    mean, std = table.loc[row, ("mean", metric)], table.loc[row, ("std", metric)]
-    if np.isnan(mean):
-        return "n/a"
-    # one seed has no spread to report
-    return f"{100 * mean:.1f}" if table.loc[row, ("seeds", "n")] == 1 else f"{100 * mean:.1f} ± {100 * std:.1f}"
-
-
-def _label(table: pd.DataFrame, row: str, meta: dict) -> str:
-    """The row name, with how many seeds it has while the benchmark is still running."""
-    n, total = int(table.loc[row, ("seeds", "n")]) if row in table.index else 0, len(meta["seeds"])
-    return row if n in (0, total) else f"{row} ({n} of {total} seeds)"
-
-
-def write_results(out: Path, table: pd.DataFrame, times: pd.DataFrame, behaviors: list[dict], threshold: float, meta: dict) -> None:
-    """results.md and the three figures, atomically as one folder."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = ["Prec_w", "Rec_w", "Overall", "Head", "Medium", "Tail"]
-    header = "| Method | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
-    intro = (
-        f"Seeds: {meta['seeds']}; model: {meta['model']}; command: `{meta['command']}`. Values are % (mean ± std "
-        "over seeds, the mean alone for one seed); Prec_w and Rec_w on the natural test set, "
-        "Overall/Head/Medium/Tail (mean per-class accuracy) on the balanced test set.\n"
-    )
-    lines = [f"# Benchmark: {meta['name']} ({meta['preset']} preset)\n\n", intro, "\n## Main results (Tables 3 and 8)\n\n", header]
-    lines += [f"| {_label(table, row, meta)} | " + " | ".join(_cell(table, row, m) for m in PAPER_METRICS) + " |\n" for row in MAIN_ROWS]
-    lines += ["\n## Ablations (Table 4): change from BehaviorLM, in points\n\n", header]
-    for row in ABLATIONS:
-        if row not in table.index or "BehaviorLM" not in table.index:
-            lines.append(f"| {row} | " + " | ".join("not run yet" for _ in PAPER_METRICS) + " |\n")
+def _difference_table(rows: dict[str, list[Path]], names: list[str], reference: str) -> str:
+    """Each row's change from ``reference`` in points, with the paired 95% interval."""
+    header = "| Variant | " + " | ".join(NAMES.values()) + " |\n|---|" + "---|" * len(NAMES) + "\n"
+    lines = []
+    for name in names:
+        if name not in rows or reference not in rows:
+            lines.append(f"| {name} | " + " | ".join("not run yet" for _ in PAPER_METRICS) + " |\n")
             continue
-        drops = [table.loc[row, ("mean", m)] - table.loc["BehaviorLM", ("mean", m)] for m in PAPER_METRICS]
-        lines.append(f"| {_label(table, row, meta)} | " + " | ".join("n/a" if np.isnan(d) else f"{100 * d:+.1f}" for d in drops) + " |\n")
-    sweep = [r for r in table.index if r.startswith("BehaviorLM F=")]
-    lines += ["\n## Tail accuracy against F (Fig. 3b)\n\n", "| F | Tail | Overall |\n|---|---|---|\n"]
-    lines += [f"| {r.split('=')[1]} | {_cell(table, r, 'tail')} | {_cell(table, r, 'overall')} |\n" for r in sweep]
-    stage_times = times.groupby(["row", "stage"], sort=False)["seconds"].mean().reset_index()
-    lines += ["\n## Wall time per stage (seconds, mean over seeds)\n\n", "| Row | Stage | Seconds |\n|---|---|---|\n"]
-    lines += [f"| {r.row} | {r.stage} | {r.seconds:.0f} |\n" for r in stage_times.itertuples()]
-    lines.append(f"\nTotal: {times['seconds'].sum():.0f} s.\n\n![](fig1a_frequency.png)\n![](fig1c_groups.png)\n![](fig3b_tail_vs_F.png)\n")
+        a, b = replicates_of(rows[name]), replicates_of(rows[reference])
+        cells = []
+        for m in PAPER_METRICS:
+            mean, low, high = paired_difference(a[m], b[m])
+            cells.append("n/a" if np.isnan(mean) else f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |\n")
+    return header + "".join(lines)
+
+
+def main_rows(args: BenchmarkArguments) -> list[str]:
+    return [row for row, method in BASELINES.items() if method in args.baselines] + MAIN_ROWS[len(BASELINES):]
+
+
+def write_results(out: Path, rows: dict[str, list[Path]], times: pd.DataFrame, vocabulary: dict, meta: dict, args: BenchmarkArguments) -> None:
+    """results.md, results.csv, stage_times.csv and the figures, atomically as one folder."""
+    frame = summary_frame(rows) if rows else pd.DataFrame(columns=["name", "seeds"])
+    main = main_rows(args)
+    text = [
+        f"# Benchmark: {meta['dataset']} ({meta['preset']} preset)\n\n",
+        f"Command `{meta['command']}`; seeds {meta['seeds']}; model {meta['model']}; machine {meta['machine']}. "
+        f"Test sets per seed: {meta['natural_n']} natural samples and {meta['balanced_n']} balanced ones. Values in %; "
+        "brackets: 95% bootstrap intervals (test samples resampled; over several seeds, of the seed mean), then ± the "
+        "spread over seeds. Differences use paired intervals: both models on the same resampled test samples.\n",
+        "\n## The paper's claims, checked\n\n", *claims_lines(rows, CHECKS),
+        "\n## Main results (Tables 3 and 8)\n\n", markdown_table(frame, main),
+    ]
+    if args.rows == "all":
+        text += ["\n## Ablations (Table 4): change from BehaviorLM, in points\n\n", _difference_table(rows, ABLATIONS, "BehaviorLM")]
+        text += ["\n## First stage on all, anchor or medium + tail behaviors, each then B-Tuning (Fig. 5)\n\n",
+                 markdown_table(frame[frame["name"].isin(FIG5.values())] if len(frame) else frame, list(FIG5.values()))]
+        for title, names in (
+            ("Tail accuracy against F (Fig. 3b)", [f"F={f}" for f in args.f_values]),
+            ("Auxiliary ratio epsilon (Table 5)", [f"epsilon={e:g}" for e in args.epsilons]),
+            ("Anchor threshold (Table 6; report groups stay those of the training frequencies)", [f"anchor threshold={t:.1%}" for t in args.thresholds]),
+        ):
+            text += [f"\n## {title}\n\n", markdown_table(frame[frame["name"].isin(names)] if len(frame) else frame, names)]
+    gpu = "gpu_peak_gib" in times.columns
+    columns = ["seconds"] + (["gpu_peak_gib"] if gpu else [])
+    stage_times = times.groupby(["row", "stage"], sort=False)[columns].mean().reset_index() if len(times) else times
+    text += ["\n## Wall time per stage (seconds, mean over seeds)" + (" and GPU memory peak" if gpu else "") + "\n\n",
+             "| Row | Stage | Seconds |" + (" GPU peak (GiB) |" if gpu else "") + "\n|---|---|---|" + ("---|" if gpu else "") + "\n"]
+    text += [f"| {r.row} | {r.stage} | {r.seconds:.0f} |" + (f" {r.gpu_peak_gib:.1f} |" if gpu else "") + "\n" for r in stage_times.itertuples()]
+    total = times["seconds"].sum() if len(times) else 0
+    text.append(f"\nTotal: {total:.0f} s.\n\n![](fig1a_frequency.png)\n![](fig1c_groups.png)\n")
     with atomic_output(out) as tmp:
-        tmp.mkdir()
-        (tmp / "results.md").write_text("".join(lines), encoding="utf-8")
-        table.to_csv(tmp / "results.csv")
+        tmp.mkdir(parents=True)
+        write_figures(tmp, frame, vocabulary["behaviors"], vocabulary["anchor_threshold"], main)
+        (tmp / "results.md").write_text("".join(text), encoding="utf-8")
+        frame.to_csv(tmp / "results.csv", index=False)
         times.to_csv(tmp / "stage_times.csv", index=False)
-        freq = sorted((b["freq"] for b in behaviors), reverse=True)
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.bar(range(len(freq)), freq, color=["tab:blue" if f > threshold else "tab:orange" for f in freq])
-        ax.axhline(threshold, color="k", linestyle="--", label=f"anchor threshold {threshold:.1%}")
-        ax.set(yscale="log", xlabel="behavior (by training frequency)", ylabel="frequency", title="Behavior frequency (Fig. 1a)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(tmp / "fig1a_frequency.png", dpi=120)
-        fig, ax = plt.subplots(figsize=(8, 3.5))
-        groups = ["head", "medium", "tail"]
-        measured = [row for row in MAIN_ROWS if row in table.index]
-        width = 0.8 / len(MAIN_ROWS)
-        for i, row in enumerate(measured):
-            ax.bar(np.arange(3) + i * width, [table.loc[row, ("mean", g)] for g in groups], width, label=row)
-        ax.set_xticks(np.arange(3) + 0.4 - width / 2, ["Head", "Medium", "Tail"])
-        ax.set(ylabel="balanced accuracy", title="Accuracy by behavior group (Fig. 1c)")
-        ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        fig.savefig(tmp / "fig1c_groups.png", dpi=120)
-        fig, ax = plt.subplots(figsize=(4.5, 3.5))
-        f_values = [int(r.split("=")[1]) for r in sweep]
-        ax.errorbar(f_values, [table.loc[r, ("mean", "tail")] for r in sweep], yerr=[table.loc[r, ("std", "tail")] for r in sweep], marker="o")
-        ax.set(xlabel="F (samples per class)", ylabel="Tail accuracy", title="Tail accuracy vs F (Fig. 3b)")
-        fig.tight_layout()
-        fig.savefig(tmp / "fig3b_tail_vs_F.png", dpi=120)
-        plt.close("all")
 
 
-def benchmark(source: str = "default", preset: str = "smoke", seeds=(0, 1, 2), root: Path = REPO_ROOT, command: str = "") -> Path:
-    """Runs every row for every seed; rewrites the report after each row, so an interrupted run still reports what it measured."""
-    preset = BENCHMARK_PRESET.get(preset, preset)
-    name = source if source == "default" or source in KNOWN_SOURCES else Path(source).stem
-    # the per-seed data sets are registered beside the (untracked) data, not in the repository's registry
-    dataset_info = root / "data" / "dataset_info.json"
-    dataset_info.parent.mkdir(parents=True, exist_ok=True)
-    out = root / "reports" / "benchmark" / name / preset
-    meta = {"name": name, "preset": preset, "seeds": list(seeds), "model": get_preset(preset).model, "command": command}
-    per_seed, times = [], []
-    for seed in seeds:
-        seeded = f"{name}-seed{seed}"
-        convert(source, name=seeded, preset=preset, data_root=root / "data", dataset_info=dataset_info, seed=seed)
-        vocabulary = json.loads((root / "data" / seeded / "behaviors.json").read_text())
-        runner = Runner(seeded, preset, root, dataset_info, seed)
-        per_seed.append({})
-        for row, metrics in runner.rows():
-            per_seed[-1][row] = metrics
-            stage_times = pd.DataFrame(times + runner.times)
-            write_results(out, aggregate(per_seed), stage_times, vocabulary["behaviors"], vocabulary["anchor_threshold"], meta)
+def benchmark(run: RunArguments, data: DataArguments, args: BenchmarkArguments, command: str = "") -> Path:
+    """Runs the rows for every seed; rewrites the report after each row."""
+    out = Path(run.root) / "reports" / "benchmark" / run.dataset / run.preset
+    rows: dict[str, list[Path]] = {}
+    times: list[dict] = []
+    for seed in args.seeds:
+        seeded = dataclasses.replace(run, seed=seed)
+        convert(seeded, data)
+        vocabulary = json.loads(seeded.layout().behaviors_file.read_text())
+        sizes = vocabulary["stats"]["set_sizes"]
+        meta = {
+            "dataset": run.dataset, "preset": run.preset, "seeds": args.seeds, "model": run.model_dir(), "command": command,
+            "machine": machine_description(), "natural_n": sizes["test_natural"], "balanced_n": sizes["test_balanced"],
+        }
+        runner = SeedRunner(seeded, data, args)
+        for row, report_dir in runner.rows():
+            rows.setdefault(row, []).append(report_dir)
+            write_results(out, rows, pd.DataFrame(times + runner.times), vocabulary, meta, args)
             logger.info("seed %d: %s done, %s updated", seed, row, out / "results.md")
         times += runner.times
     return out
 
 
+@user_errors_exit
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", default="default", help="default, foursquare-nyc, mit-placelab or a file")
-    parser.add_argument("--preset", default=os.environ.get("PRESET", "cpu"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    args = parser.parse_args(argv)
+    import sys
+
+    run, data, args = parse((RunArguments, DataArguments, BenchmarkArguments), argv, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    command = f"python -m behaviorlm_lf.benchmark --source {args.source} --preset {args.preset} --seeds {' '.join(map(str, args.seeds))}"
-    print(benchmark(args.source, args.preset, tuple(args.seeds), command=command) / "results.md")
+    command = "behaviorlm benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
+    print(benchmark(run, data, args, command) / "results.md")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
-"""Stage cache: reuse a finished output when its inputs, config and versions are unchanged.
+"""Stage cache: reuse a finished output when its inputs, config, code and versions are unchanged.
 
 Each stage writes ``manifest.json`` inside its output folder. The folder is
 built under a temporary name and renamed only when the stage succeeds, so a
-crash never leaves an output that looks finished.
+crash never leaves an output that looks finished. A stage's code is every
+module of this package it imports, followed through the imports, so an edit
+anywhere in what a stage runs rebuilds it and an edit elsewhere does not.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
 import logging
@@ -15,11 +19,13 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
+from .errors import UserError
 from .fileio import atomic_output, sha256_path, write_json
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+PACKAGE = __name__.rsplit(".", 1)[0]
 PACKAGE_DIR = Path(__file__).resolve().parent
 VERSIONED = ("behaviorlm-lf", "llamafactory", "transformers", "peft", "trl", "torch")
 
@@ -34,9 +40,34 @@ def versions() -> dict[str, str]:
     return found
 
 
-def code_files(*modules: str) -> dict[str, Path]:
-    """The package's own source files a stage depends on, as cache inputs."""
-    return {f"code:{name}": PACKAGE_DIR / f"{name}.py" for name in modules}
+@functools.cache
+def _imported_modules(module: str) -> frozenset[str]:
+    """Modules of this package that ``module`` imports anywhere in its source (function-level imports too)."""
+    tree = ast.parse((PACKAGE_DIR / f"{module}.py").read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module:  # from .x import y
+                found.add(node.module.split(".")[0])
+            elif node.level == 1:  # from . import x
+                found.update(alias.name for alias in node.names)
+            elif node.module and node.module.startswith(PACKAGE + "."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith(PACKAGE + "."))
+    return frozenset(name for name in found if (PACKAGE_DIR / f"{name}.py").is_file())
+
+
+def code_closure(module: str) -> list[str]:
+    """``module`` and every package module it reaches through imports, sorted."""
+    module = module.rsplit(".", 1)[-1]
+    seen, todo = set(), [module]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(_imported_modules(current))
+    return sorted(seen)
 
 
 def run_stage(
@@ -45,22 +76,29 @@ def run_stage(
     inputs: dict[str, Path],
     config: dict,
     build: Callable[[Path], dict | None],
+    code: str,
 ) -> dict:
     """Build ``output`` with ``build(tmp_dir)`` unless a finished one matches; return its manifest.
 
-    ``inputs`` are files or folders whose content is hashed; ``config`` is any
-    JSON-able dict. ``build`` may return extra facts to record in the manifest.
+    ``inputs`` are files or folders whose content is hashed (each must exist);
+    ``config`` is any JSON-able dict; ``code`` is the stage's module name, whose
+    import closure is hashed. ``build`` may return extra facts for the manifest.
     """
+    missing = [f"{key} ({path})" for key, path in inputs.items() if not Path(path).exists()]
+    if missing:
+        raise UserError(f"stage {name} cannot run: missing input {', '.join(missing)}")
     hashed = {key: {"path": str(path), "sha256": sha256_path(path)} for key, path in sorted(inputs.items())}
+    hashed |= {f"code:{m}": {"sha256": sha256_path(PACKAGE_DIR / f"{m}.py")} for m in code_closure(code)}
     identity = {"stage": name, "inputs": hashed, "config": config, "versions": versions()}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     manifest_path = Path(output) / MANIFEST
     if manifest_path.is_file():
         previous = json.loads(manifest_path.read_text(encoding="utf-8"))
         if previous.get("key") == key:
-            logger.info("[%s] reusing %s (inputs and config unchanged)", name, output)
+            logger.info("[%s] reusing %s (inputs, config and code unchanged)", name, output)
             return previous
-        logger.info("[%s] inputs or config changed: rebuilding %s", name, output)
+        logger.info("[%s] inputs, config or code changed: rebuilding %s", name, output)
+    logger.info("[%s] reading %s", name, ", ".join(str(path) for path in inputs.values()))
     started = time.time()
     with atomic_output(output) as tmp:
         tmp.mkdir(parents=True)

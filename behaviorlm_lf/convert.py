@@ -1,22 +1,23 @@
-"""Turn an event log into LlamaFactory datasets and register them in ``dataset_info.json``.
+"""The ``data`` stage: turn an event log into LlamaFactory data sets and register them.
 
-    python -m behaviorlm_lf.convert                       # embedded simulator -> data/default/
-    python -m behaviorlm_lf.convert --source foursquare-nyc
-    python -m behaviorlm_lf.convert --source my_log.csv --name mine \
-        --columns user=uid,time=ts,place=loc,behavior=app
+    behaviorlm data                                     # embedded simulator -> data/default/
+    behaviorlm data --dataset foursquare-nyc
+    behaviorlm data --dataset mine --source my_log.csv --columns user=uid,time=ts,place=loc,behavior=app
 
-Writes, under ``data/<name>/``, one alpaca JSON-lines file per set (what
+Writes, under ``data/<data name>/``, one alpaca JSON-lines file per set (what
 ``llamafactory-cli`` trains and evaluates on), the same samples as Parquet with
-their structure (for baselines and metrics), ``behaviors.json`` (vocabulary,
-training frequencies, anchor/tail and head/medium/tail groups) and a manifest.
+their structure (for baselines and metrics), the training and validation users'
+events (for the baselines), ``behaviors.json`` (vocabulary, training frequencies,
+anchor/tail and head/medium/tail groups, counts) and a manifest; and registers
+every set in ``data/dataset_info.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,47 +26,94 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from .cache import code_files, run_stage
-from .fileio import atomic_output, write_json
-from .presets import get_preset
+from .cache import run_stage
+from .errors import BadInputError, UserError, user_errors_exit
+from .fileio import write_json
+from .hparams import DataArguments, RunArguments, parse
+from .layout import RunLayout
 from .prompts import TEMPLATE_DIR, PromptRenderer, draw_templates
 from .readers import read_foursquare, read_placelab, read_table
+from .registry import entry, register
 from .samples import SETS, SampleConfig, SampleSets, build_sample_sets, sample_frame
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DATASET_INFO = REPO_ROOT / "dataset_info.json"
-SHARED_DATA = Path(os.environ.get("BEHAVIORLM_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 CHUNK = 20_000
-
-# Named sources and the settings that suit them; a user file takes --columns.
+# Named sources, where they live under the shared data folder, and the settings that suit them.
 KNOWN_SOURCES = {
     "foursquare-nyc": {"file": "foursquare-nyc/checkins_nyc.csv.gz", "top_k": 50},
     "mit-placelab": {"file": "mit-placelab/mit_placelab_activities.csv", "split_by": "time"},
 }
+SIMULATED = "default"
+DATA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def load_events(source: str, columns: dict[str, str], grid_deg: float | None, sim_users: int, sim_days: int, seed: int):
-    """Events of a named source or a user's file, and the file (if any) they came from."""
-    if source == "default":
+def shared_data(root: Path) -> Path:
+    """The shared data folder: ``BEHAVIORLM_SHARED_DATA``, else ``../shared/data`` beside the root folder."""
+    return Path(os.environ.get("BEHAVIORLM_SHARED_DATA", Path(root).resolve().parent / "shared" / "data"))
+
+
+def source_of(run: RunArguments, data: DataArguments) -> str:
+    return data.source or run.dataset
+
+
+def load_events(source: str, data: DataArguments, root: Path, seed: int):
+    """Events of the simulator, a named source or a user's file, and the file (if any) they came from."""
+    if source == SIMULATED:
         from .simulator import simulate_events
 
-        return simulate_events(n_users=sim_users, days=sim_days, seed=seed), None
+        return simulate_events(n_users=data.sim_users, days=data.sim_days, seed=seed), None
+    grid = None if data.grid_deg.lower() == "none" else float(data.grid_deg)
     if source in KNOWN_SOURCES:
-        path = SHARED_DATA / KNOWN_SOURCES[source]["file"]
+        path = shared_data(root) / KNOWN_SOURCES[source]["file"]
         if not path.is_file():
-            raise SystemExit(f"{path} not found: the {source} data lives in ../shared/data (set BEHAVIORLM_SHARED_DATA)")
-        reader = read_foursquare if source == "foursquare-nyc" else read_placelab
-        return (reader(path, grid_deg=grid_deg) if source == "foursquare-nyc" else reader(path)), path
+            raise UserError(
+                f"{path} not found: the {source} data lives in the shared data folder "
+                "(../shared/data beside the project, or set BEHAVIORLM_SHARED_DATA)"
+            )
+        return (read_foursquare(path, grid_deg=grid) if source == "foursquare-nyc" else read_placelab(path)), path
+    path = check_file_source(source)
+    mapping = {"user": "user", "time": "time", "place": "place", "behavior": "behavior", "tz_offset": None}
+    mapping |= parse_columns(data.columns)
+    events = read_table(
+        path, user=mapping["user"], time_col=mapping["time"], place=mapping["place"] or None,
+        behavior=mapping["behavior"], tz_offset_min=mapping["tz_offset"], time_unit=data.time_unit, assume=data.assume,
+    )
+    return events, path
+
+
+def check_file_source(source: str) -> Path:
+    """A user's event file; a name that is neither a known source nor a file is an unknown source."""
     path = Path(source)
-    mapping = {"user": "user", "time": "time", "place": "place", "behavior": "behavior", "tz_offset": None} | columns
-    return (
-        read_table(
-            path, user=mapping["user"], time_col=mapping["time"], place=mapping["place"] or None,
-            behavior=mapping["behavior"], tz_offset_min=mapping["tz_offset"],
-        ),
-        path,
+    if not path.exists() and not path.suffix:
+        raise UserError(f"unknown source {source!r}: choose {SIMULATED}, one of {sorted(KNOWN_SOURCES)}, or a CSV/Parquet file")
+    if path.is_dir():
+        raise BadInputError(path, "is a folder, not an event file")
+    if not path.is_file():
+        raise BadInputError(path, "no such file")
+    return path
+
+
+def parse_columns(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    pairs = [item.split("=", 1) for item in text.split(",")]
+    allowed = {"user", "time", "place", "behavior", "tz_offset"}
+    bad = [p[0] for p in pairs if len(p) != 2 or p[0] not in allowed]
+    if bad:
+        raise UserError(f"--columns takes KEY=COLUMN pairs with KEY in {sorted(allowed)}; got {bad}")
+    return dict(pairs)
+
+
+def sample_config(source: str, data: DataArguments, seed: int) -> SampleConfig:
+    """The sample settings: the data arguments, with the named source's own defaults where none was given."""
+    known = KNOWN_SOURCES.get(source, {})
+    return SampleConfig(
+        history_len=data.history_len, anchor_threshold=data.anchor_threshold,
+        top_k=data.top_k if data.top_k is not None else known.get("top_k"), min_count=data.min_count,
+        split_by=data.split_by or known.get("split_by", "user"), seed=seed, max_train=data.max_train,
+        max_valid=data.max_valid, max_natural_test=data.max_natural_test,
+        balanced_per_class=data.balanced_per_class, pool_per_class=data.pool_per_class,
     )
 
 
@@ -83,7 +131,10 @@ def write_sets(sets: SampleSets, config: SampleConfig, out_dir: Path) -> dict:
                 frame.insert(0, "sample_id", [f"{name}-{i}" for i in range(start, start + len(frame))])
                 frame["template"] = templates[start : start + len(frame)]
                 frame["prompt"], frame["sample_spans"] = zip(*(renderer.render_row(row) for row in frame.itertuples(index=False)))
-                jsonl.writelines(json.dumps({"instruction": prompt, "input": "", "output": label}, ensure_ascii=False) + "\n" for prompt, label in zip(frame["prompt"], frame["label"]))
+                jsonl.writelines(
+                    json.dumps({"instruction": p, "input": "", "output": y}, ensure_ascii=False) + "\n"
+                    for p, y in zip(frame["prompt"], frame["label"])
+                )
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 if writer is None:
                     writer = pq.ParquetWriter(out_dir / f"{name}.parquet", table.schema)
@@ -95,11 +146,11 @@ def write_sets(sets: SampleSets, config: SampleConfig, out_dir: Path) -> dict:
         logger.info("wrote %s: %d samples", out_dir / f"{name}.jsonl", len(targets))
     for split in ("train", "valid"):  # the whole splits, which the baselines fit and stop early on
         pq.write_table(pa.Table.from_pandas(sets.split_events(split), preserve_index=False), out_dir / f"{split}_events.parquet")
-    table = sets.behavior_table
     vocabulary = {
         "candidates": candidates,
         "anchor_threshold": config.anchor_threshold,
-        "behaviors": table.to_dict(orient="records"),
+        "history_len": config.history_len,
+        "behaviors": sets.behavior_table.to_dict(orient="records"),
         "stats": sets.stats,
     }
     write_json(out_dir / "behaviors.json", json.loads(json.dumps(vocabulary, default=_to_builtin)))
@@ -112,106 +163,41 @@ def _to_builtin(value):
     raise TypeError(f"cannot serialise {type(value)}")
 
 
-def registry_path(path: Path, dataset_info: Path = DATASET_INFO) -> str:
-    """``path`` as LlamaFactory's registry names it: relative to the registry's folder (``dataset_dir``)."""
-    return Path(os.path.relpath(path, dataset_info.parent)).as_posix()
-
-
-def dataset_entries(name: str, data_root: Path, dataset_info: Path = DATASET_INFO) -> dict:
-    """LlamaFactory registry entries for every set of ``name``."""
-    columns = {"prompt": "instruction", "query": "input", "response": "output"}
-    return {
-        f"{name}_{s}": {"file_name": registry_path(data_root / name / f"{s}.jsonl", dataset_info), "columns": columns}
-        for s in SETS
-    }
-
-
-def register(entries: dict, dataset_info: Path = DATASET_INFO) -> None:
-    """Merge ``entries`` into LlamaFactory's ``dataset_info.json``, atomically, keeping other entries."""
-    registry = json.loads(dataset_info.read_text(encoding="utf-8")) if dataset_info.is_file() else {}
-    if all(registry.get(key) == value for key, value in entries.items()):
-        return
-    registry.update(entries)
-    with atomic_output(dataset_info) as tmp:
-        tmp.write_text(json.dumps(dict(sorted(registry.items())), indent=2) + "\n", encoding="utf-8")
-    logger.info("registered %d datasets in %s", len(entries), dataset_info)
-
-
-def convert(
-    source: str = "default",
-    name: str | None = None,
-    preset: str = "cpu",
-    columns: dict[str, str] | None = None,
-    grid_deg: float | None = 0.05,
-    data_root: Path = REPO_ROOT / "data",
-    dataset_info: Path = DATASET_INFO,
-    **overrides,
-) -> Path:
-    """Convert ``source`` with the sizes of ``preset``; ``overrides`` set :class:`SampleConfig` fields."""
-    sizes = get_preset(preset)
-    name = name or (source if source == "default" or source in KNOWN_SOURCES else Path(source).stem)
-    known = KNOWN_SOURCES.get(source, {})
-    config = SampleConfig(
-        max_train=sizes.max_train, max_valid=sizes.max_valid, max_natural_test=sizes.max_natural_test,
-        balanced_per_class=sizes.balanced_per_class, pool_per_class=sizes.pool_per_class,
-        top_k=known.get("top_k"), split_by=known.get("split_by", "user"),
-    )
-    config = SampleConfig(**(asdict(config) | {k: v for k, v in overrides.items() if v is not None}))
-    out_dir = data_root / name
-    inputs = code_files("readers", "samples", "prompts", "convert", "simulator") | {"templates": TEMPLATE_DIR}
-    if source != "default":
-        inputs["events"] = SHARED_DATA / known["file"] if known else Path(source)
-    stage_config = {"source": source, "columns": columns or {}, "grid_deg": grid_deg, "sample": asdict(config)}
-    if source == "default":
-        stage_config["simulator"] = {"users": sizes.sim_users, "days": sizes.sim_days}
+def convert(run: RunArguments, data: DataArguments) -> Path:
+    """Convert the run's source with ``data``'s settings into the run's data folder (cached); returns it."""
+    layout: RunLayout = run.layout()
+    if not DATA_NAME.fullmatch(run.dataset):
+        raise UserError(f"--dataset {run.dataset!r} is not a plain folder name (letters, digits, '.', '_', '-')")
+    source = source_of(run, data)
+    config = sample_config(source, data, run.seed)
+    inputs = {"templates": TEMPLATE_DIR}
+    if source not in (SIMULATED, *KNOWN_SOURCES):
+        inputs["events"] = check_file_source(source)
+    elif source in KNOWN_SOURCES:
+        inputs["events"] = shared_data(run.root) / KNOWN_SOURCES[source]["file"]
+    stage_config = {"source": source, "columns": data.columns, "grid_deg": data.grid_deg, "time_unit": data.time_unit,
+                    "assume": data.assume, "sample": asdict(config)}
+    if source == SIMULATED:
+        stage_config["simulator"] = {"users": data.sim_users, "days": data.sim_days}
 
     def build(tmp: Path) -> dict:
-        events, path = load_events(source, columns or {}, grid_deg, sizes.sim_users, sizes.sim_days, config.seed)
+        events, path = load_events(source, data, run.root, run.seed)
         sets = build_sample_sets(events, config, source=str(path or source))
-        return write_sets(sets, config, tmp)
+        stats = write_sets(sets, config, tmp)
+        # registered before the folder is renamed into place: a registry that cannot be written leaves nothing
+        register({layout.set_registry_name(s): entry(layout.set_file(s), layout.registry) for s in SETS}, layout.registry)
+        return stats
 
-    run_stage(f"convert:{name}", out_dir, inputs, stage_config, build)
-    register(dataset_entries(name, data_root, dataset_info), dataset_info)
-    return out_dir
-
-
-def _parse_columns(text: str | None) -> dict[str, str]:
-    if not text:
-        return {}
-    pairs = [item.split("=", 1) for item in text.split(",")]
-    allowed = {"user", "time", "place", "behavior", "tz_offset"}
-    bad = [p[0] for p in pairs if len(p) != 2 or p[0] not in allowed]
-    if bad:
-        raise SystemExit(f"--columns takes KEY=COLUMN pairs with KEY in {sorted(allowed)}; got {bad}")
-    return dict(pairs)
+    run_stage(f"data:{layout.data_name}", layout.data_dir, inputs, stage_config, build, code=__name__)
+    register({layout.set_registry_name(s): entry(layout.set_file(s), layout.registry) for s in SETS}, layout.registry)
+    return layout.data_dir
 
 
+@user_errors_exit
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", default="default", help="default, foursquare-nyc, mit-placelab, or a CSV/Parquet file")
-    parser.add_argument("--name", help="data set name (default: from the source)")
-    parser.add_argument("--preset", default=os.environ.get("PRESET", "cpu"))
-    parser.add_argument("--columns", help="for a user file: user=COL,time=COL,place=COL,behavior=COL[,tz_offset=COL]; place= for none")
-    parser.add_argument("--grid-deg", default="0.05", help="Foursquare place cell size in degrees, or 'none'")
-    parser.add_argument("--history-len", type=int)
-    parser.add_argument("--anchor-threshold", type=float)
-    parser.add_argument("--top-k", type=int, help="keep the K most frequent behaviors (other events are dropped)")
-    parser.add_argument("--min-count", type=int, help="keep behaviors with at least N events (other events are dropped)")
-    parser.add_argument("--split-by", choices=["user", "time"])
-    parser.add_argument("--balanced-per-class", type=int)
-    parser.add_argument("--max-train", type=int, help="cap of the training sets (default: the preset's)")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--data-root", type=Path, default=REPO_ROOT / "data")
-    args = parser.parse_args(argv)
+    run, data = parse((RunArguments, DataArguments), argv, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    out = convert(
-        source=args.source, name=args.name, preset=args.preset, columns=_parse_columns(args.columns),
-        grid_deg=None if args.grid_deg.lower() == "none" else float(args.grid_deg), data_root=args.data_root,
-        history_len=args.history_len, anchor_threshold=args.anchor_threshold, top_k=args.top_k,
-        min_count=args.min_count, split_by=args.split_by, balanced_per_class=args.balanced_per_class, seed=args.seed,
-        max_train=args.max_train,
-    )
-    print(out)
+    print(convert(run, data))
 
 
 if __name__ == "__main__":

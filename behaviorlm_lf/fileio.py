@@ -1,12 +1,14 @@
-"""Atomic output, input errors that name file/row/field, and content hashes.
+"""Atomic output, JSON helpers and content hashes.
 
 Every stage writes through :func:`atomic_output` so that a crash never leaves a
-file or folder that looks finished.
+file or folder that looks finished, and a temporary left by a killed run is
+removed by the next one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -14,19 +16,6 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-
-class BadInputError(ValueError):
-    """An input the pipeline cannot use, located by file, row and field."""
-
-    def __init__(self, path: str | os.PathLike, message: str, row: int | None = None, field: str | None = None):
-        self.path, self.row, self.field = str(path), row, field
-        where = self.path
-        if row is not None:
-            where += f", row {row}"
-        if field is not None:
-            where += f", field '{field}'"
-        super().__init__(f"{where}: {message}")
 
 
 @contextlib.contextmanager
@@ -38,6 +27,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
     tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
     _remove(tmp)
     try:
@@ -52,6 +42,24 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         _remove(tmp)
         raise
+
+
+def remove_stale_temporaries(final: Path) -> None:
+    """Remove ``<final>.tmp-<pid>`` and ``.old-<pid>`` left by processes that no longer run (a killed stage)."""
+    for leftover in final.parent.glob(f"{glob.escape(final.name)}.*-*"):
+        kind, _, pid = leftover.name[len(final.name) + 1 :].partition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
+            _remove(leftover)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove(path: Path) -> None:

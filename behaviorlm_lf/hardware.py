@@ -70,3 +70,26 @@ def machine_description() -> str:
     if torch.cuda.is_available():
         text += f", {torch.cuda.get_device_name(0)}"
     return text
+
+
+LARGE_MODEL_PARAMETERS = 1e9
+
+
+def parameter_count(model_dir: str | Path) -> float:
+    """Parameters of a model folder, from its safetensors' size and stored dtype (no loading)."""
+    import json
+
+    folder = Path(model_dir)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8")) if (folder / "config.json").is_file() else {}
+    dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")
+    bytes_per = 2 if ("16" in dtype) else 4
+    return sum(f.stat().st_size for f in folder.glob("*.safetensors")) / bytes_per
+
+
+def model_training_settings(model_dir: str | Path, device: str | None = None) -> dict:
+    """Gradient checkpointing: on for models over about 1B parameters on a GPU (memory), off below and on
+    a CPU, where it only recomputes each forward (a third more compute) to save memory a small model
+    does not need."""
+    device = device or training_device()
+    large = device == "cuda" and parameter_count(model_dir) > LARGE_MODEL_PARAMETERS
+    return {"disable_gradient_checkpointing": not large}

@@ -1,6 +1,6 @@
 """Learning curve of the first stage: A-Tuning and full fine-tuning against the number of training samples.
 
-    python -m behaviorlm_lf.learning_curve --dataset default --preset cpu --sizes 250 500 1000 2000
+    behaviorlm learning-curve --dataset default --preset cpu --max-train 2000 --sizes 250 500 1000 2000
         [--learning-rates 2e-4 3e-3 --lr-size 500] [--out docs]
 
 Chooses the cpu preset's sizes and learning rate from evidence instead of the
@@ -11,30 +11,36 @@ LoRA budget; each model is scored on the data set's natural and balanced test
 sets with 95% bootstrap intervals. The N samples are nested: the first N of
 one seeded permutation of the training set, so a larger N only adds samples.
 ``--learning-rates`` adds A-Tuning runs at other peak learning rates for one
-size (``--lr-size``). Writes ``learning_curve.{md,csv,png}`` to ``--out``;
+size (``--lr-size``). The data set is converted first with ``--max-train`` at
+least the largest size. Writes ``learning_curve.{md,csv,png}`` to ``--out``;
 every training and evaluation is a cached stage, so an interrupted run resumes.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import logging
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import yaml
 
 from .a_tune import A_TUNE_CONFIG, a_tune
-from .convert import DATASET_INFO, REPO_ROOT, register, registry_path
-from .eval import evaluate_model
+from .convert import convert
+from .errors import UserError, user_errors_exit
+from .eval import evaluate
 from .fileio import atomic_output, read_jsonl
 from .hardware import machine_description
-from .presets import get_preset
+from .hparams import ATuneArguments, DataArguments, FirstStageArguments, RunArguments, build, parse
+from .layout import RunLayout
+from .registry import entry, register
 
 logger = logging.getLogger(__name__)
 
@@ -42,46 +48,55 @@ METHODS = {"A-Tuning": ("anchor_train", 0.05), "Full fine-tuning": ("all_train",
 SHOWN = ("overall", "head", "medium", "tail", "rec_w", "prec_w")
 
 
-def nested_subset(data_dir: Path, dataset: str, set_name: str, size: int, seed: int, dataset_info: Path) -> str:
+@dataclass
+class CurveArguments:
+    preset_key: ClassVar[str] = "learning_curve"
+    sizes: list[int] = field(default_factory=lambda: [250, 500, 1000, 2000], metadata={"help": "training samples per point"})
+    learning_rates: list[float] = field(default_factory=list, metadata={"help": "extra A-Tuning peak learning rates"})
+    lr_size: int = field(default=500, metadata={"help": "the size the extra learning rates train at"})
+    out: Path = field(default=Path("docs"), metadata={"help": "folder of learning_curve.{md,csv,png}"})
+
+
+def nested_subset(layout: RunLayout, set_name: str, size: int) -> str:
     """Write and register the first ``size`` samples of a seeded permutation of ``set_name``; return its set name."""
-    records = read_jsonl(data_dir / f"{set_name}.jsonl")
+    records = read_jsonl(layout.set_file(set_name))
     if size > len(records):
-        raise SystemExit(f"{data_dir / set_name}.jsonl holds {len(records)} samples, fewer than {size}: convert with a larger --max-train")
-    order = np.random.default_rng(seed).permutation(len(records))[:size]
+        raise UserError(f"{layout.set_file(set_name)} holds {len(records)} samples, fewer than {size}: convert with --max-train {size}")
+    order = np.random.default_rng(layout.seed).permutation(len(records))[:size]
     name = f"{set_name}_n{size}"
-    path = data_dir / f"{name}.jsonl"
-    with atomic_output(path) as tmp:
+    with atomic_output(layout.set_file(name)) as tmp:
         tmp.write_text("".join(json.dumps(records[i], ensure_ascii=False) + "\n" for i in sorted(order)), encoding="utf-8")
-    columns = {"prompt": "instruction", "query": "input", "response": "output"}
-    register({f"{dataset}_{name}": {"file_name": registry_path(path, dataset_info), "columns": columns}}, dataset_info)
+    register({layout.set_registry_name(name): entry(layout.set_file(name), layout.registry)}, layout.registry)
     return name
 
 
-def preset_learning_rate(preset) -> float:
+def preset_learning_rate(preset: str) -> float:
     """The preset's A-Tuning peak learning rate, else the YAML's (the paper's)."""
-    return preset.a_tune_args.get("learning_rate", yaml.safe_load(A_TUNE_CONFIG.read_text())["learning_rate"])
+    return build(ATuneArguments, preset).learning_rate or yaml.safe_load(A_TUNE_CONFIG.read_text())["learning_rate"]
 
 
-def run_curve(dataset: str, preset: str, sizes: list[int], learning_rates: list[float], lr_size: int, seed: int) -> pd.DataFrame:
+def run_curve(run: RunArguments, args: CurveArguments) -> pd.DataFrame:
     """Train and evaluate every point; returns one row per (method, N, learning rate) with metrics and intervals."""
-    data_dir = REPO_ROOT / "data" / dataset
-    base = get_preset(preset)
-    points = [(method, n, preset_learning_rate(base)) for method in METHODS for n in sizes]
-    points += [("A-Tuning", lr_size, lr) for lr in learning_rates]
+    layout = run.layout()
+    main_lr = preset_learning_rate(run.preset)
+    points = [(method, n, main_lr) for method in METHODS for n in args.sizes]
+    points += [("A-Tuning", args.lr_size, lr) for lr in args.learning_rates]
     rows = []
     for method, n, lr in points:
         set_name, epsilon = METHODS[method]
-        subset = nested_subset(data_dir, dataset, set_name, n, seed, DATASET_INFO)
-        run_dir = REPO_ROOT / "saves" / dataset / preset / "curve" / f"{set_name}_n{n}_lr{lr:g}"
+        subset = nested_subset(layout, set_name, n)
+        # each point is its own first stage: a sub-run per set, size and learning rate
+        point = dataclasses.replace(run, sub_run=f"curve/{subset}_lr{lr:g}")
+        first = FirstStageArguments(first_stage=set_name, epsilon=epsilon)
         started = time.time()
-        adapter = a_tune(dataset, preset, epsilon=epsilon, run_dir=run_dir, seed=seed, train_set=subset, extra={"learning_rate": lr})
-        report = evaluate_model(dataset, preset, run=None, model=base.model, adapter=adapter, name=f"curve_{method[0]}_{n}_lr{lr:g}")
+        hp = dataclasses.replace(build(ATuneArguments, run.preset), learning_rate=lr)
+        adapter = a_tune(point, first, hp, train_set=subset)
+        report = evaluate(point, run.model_dir(), adapter, "eval")
         metrics = json.loads((report / "metrics.json").read_text())
         train = json.loads((adapter / "manifest.json").read_text())
         rows.append(
             {
-                "method": method, "samples": n, "learning_rate": lr,
-                "train_seconds": train["seconds"],
+                "method": method, "samples": n, "learning_rate": lr, "train_seconds": train["seconds"],
                 **{key: metrics[key] for m in SHOWN for key in (m, f"{m}_lo", f"{m}_hi")},
             }
         )
@@ -134,28 +149,20 @@ def write_curve(frame: pd.DataFrame, out: Path, command: str, meta: dict) -> Non
     plt.close(fig)
 
 
+@user_errors_exit
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="default")
-    parser.add_argument("--preset", default="cpu")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000])
-    parser.add_argument("--learning-rates", type=float, nargs="*", default=[], help="extra A-Tuning peak learning rates")
-    parser.add_argument("--lr-size", type=int, default=500, help="the size the extra learning rates train at")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs")
-    args = parser.parse_args(argv)
+    run, data, args = parse((RunArguments, DataArguments, CurveArguments), argv, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    command = "python -m behaviorlm_lf.learning_curve " + " ".join(argv if argv is not None else sys.argv[1:])
-    frame = run_curve(args.dataset, args.preset, args.sizes, args.learning_rates, args.lr_size, args.seed)
-    preset = get_preset(args.preset)
-    vocabulary = json.loads((REPO_ROOT / "data" / args.dataset / "behaviors.json").read_text())
+    if data.max_train is not None and data.max_train < max(args.sizes):
+        raise UserError(f"--max-train {data.max_train} is smaller than the largest size {max(args.sizes)}")
+    convert(run, data)
+    command = "behaviorlm learning-curve " + " ".join(argv if argv is not None else sys.argv[1:])
+    frame = run_curve(run, args)
+    vocabulary = json.loads(run.layout().behaviors_file.read_text())
     meta = {
-        "date": date.today().isoformat(),
-        "machine": machine_description(),
-        "model": preset.model, "model_name": Path(preset.model).name, "dataset": args.dataset,
-        "learning_rate": preset_learning_rate(preset),
-        "natural_n": vocabulary["stats"]["set_sizes"]["test_natural"],
-        "balanced_n": vocabulary["stats"]["set_sizes"]["test_balanced"],
+        "date": date.today().isoformat(), "machine": machine_description(), "model": run.model_dir(),
+        "model_name": Path(run.model_dir()).name, "dataset": run.dataset, "learning_rate": preset_learning_rate(run.preset),
+        "natural_n": vocabulary["stats"]["set_sizes"]["test_natural"], "balanced_n": vocabulary["stats"]["set_sizes"]["test_balanced"],
     }
     write_curve(frame, args.out, command, meta)
     print(args.out / "learning_curve.md")

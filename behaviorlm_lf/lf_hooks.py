@@ -30,6 +30,9 @@ treatment in ``concatenated_forward`` (policy and reference alike). Plain
 
 from __future__ import annotations
 
+import atexit
+import json
+import os
 import sys
 
 import torch
@@ -124,10 +127,19 @@ def install() -> None:
             setattr(owner, name, patched)
 
 
+def record_gpu_peak() -> None:
+    """Write the process's GPU memory peak where ``BEHAVIORLM_GPU_PEAK_FILE`` says (the benchmark reports it)."""
+    path = os.environ.get("BEHAVIORLM_GPU_PEAK_FILE")
+    if path and torch.cuda.is_available():
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump({"gpu_peak_bytes": torch.cuda.max_memory_allocated()}, handle)
+
+
 def main() -> None:
     from llamafactory.cli import main as llamafactory_main
 
     install()
+    atexit.register(record_gpu_peak)
     sys.argv[0] = "llamafactory-cli"
     llamafactory_main()
 

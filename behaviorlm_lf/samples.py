@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .fileio import BadInputError
+from .errors import BadInputError
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,9 @@ def filter_behaviors(events: pd.DataFrame, top_k: int | None, min_count: int | N
 
 def build_sample_sets(events: pd.DataFrame, config: SampleConfig, source: str = "<events>") -> SampleSets:
     """Split, group behaviors by training frequency, and draw every set."""
+    duplicates = int(events.attrs.get("exact_duplicates_dropped", 0))
     events, stats = filter_behaviors(events, config.top_k, config.min_count)
+    stats["exact_duplicates_dropped"] = duplicates
     arrays = EventArrays.from_frame(events)
     n_events = len(arrays.user)
     starts = np.flatnonzero(np.r_[True, arrays.user[1:] != arrays.user[:-1]])

@@ -151,7 +151,13 @@ class CandidateScorer:
     """
 
     def __init__(
-        self, model_dir, adapter_dir=None, template: str = "smollm2", device=None, batch_size: int = 8, bf16: bool | None = None
+        self,
+        model_dir,
+        adapter_dir=None,
+        template: str = "smollm2",
+        device=None,
+        batch_size: int | None = None,
+        bf16: bool | None = None,
     ):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -171,7 +177,20 @@ class CandidateScorer:
 
             model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
         self.model = model.to(self.device).eval()
-        self.batch_size = batch_size
+        self.batch_size = batch_size or self._batch_size_for_device()
+
+    def _batch_size_for_device(self) -> int:
+        """8 prompts on a CPU (more only adds padding); on a GPU, as many as a third of its free memory holds.
+
+        A prompt's footprint is dominated by its candidate logits in float32 (about 120
+        answer positions x the vocabulary, x2 for the log-softmax), so the batch is that
+        share of free memory over it, between 8 and 256.
+        """
+        if self.device.type != "cuda":
+            return 8
+        free, _ = torch.cuda.mem_get_info(self.device)
+        per_prompt = 120 * self.model.config.vocab_size * 4 * 2
+        return int(min(256, max(8, free / 3 / per_prompt)))
 
     def autocast(self):
         """bf16 autocast for CPU mixed precision; nothing to do for float32 or bf16 weights."""

@@ -1,8 +1,8 @@
 """B-Tuning sample selection: score a pool of every class with the A-tuned model, pick hard and diverse
 samples per class, and write DPO pairs.
 
-    python -m behaviorlm_lf.select --dataset default --preset cpu [--per-class 20] [--lam 0.5]
-        [--strategy dds|random|topk] [--confusion prose|literal]
+    behaviorlm select [--dataset default] [--preset cpu] [--per-class 20] [--lam 0.5]
+        [--strategy dds|random|topk] [--confusion prose|literal] [--first-stage anchor_train]
 
 Two cached steps. **Scoring** (``pool_scores/``): the A-tuned model's exact
 log-probability of every candidate for every pool sample, and its embedding
@@ -24,10 +24,8 @@ rejected = y_hat, or the most probable wrong candidate where the model was right
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -35,17 +33,18 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import kmeans_plusplus
 
-from .cache import code_files, run_stage
-from .convert import DATASET_INFO, REPO_ROOT, register, registry_path
+from .cache import run_stage
+from .errors import MissingStageError, user_errors_exit
 from .fileio import atomic_output, read_jsonl
-from .presets import get_preset
+from .hparams import FirstStageArguments, RunArguments, SelectArguments, parse
+from .layout import RunLayout
+from .registry import entry, register
 
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("dds", "random", "topk")
 CONFUSIONS = ("prose", "literal")
-PAIR_COLUMNS = {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"}
-SFT_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output"}
+KINDS = ("pairs", "selected_sft")
 
 
 def difficulty(
@@ -97,84 +96,56 @@ def rejected_candidates(probs: np.ndarray, label: np.ndarray) -> np.ndarray:
     return masked.argmax(axis=1)
 
 
-def variant_suffix(strategy: str, per_class: int, preset_per_class: int, confusion: str = "prose") -> str:
-    """Name suffix of a selection variant's folder and pairs: "" for the default, else e.g. "_random_F5" or "_literal"."""
-    return (
-        ("" if strategy == "dds" else f"_{strategy}")
-        + ("" if per_class == preset_per_class else f"_F{per_class}")
-        + ("" if confusion == "prose" else f"_{confusion}")
-    )
-
-
-def score_pool(
-    data_dir: Path, model: str, adapter: Path | None, template: str, out: Path, embed: str = "sample"
-) -> Path:
-    """Score every pool sample against every candidate and embed it, once per model (cached in ``out``)."""
+def score_pool(run: RunArguments, first: FirstStageArguments, embed: str = "sample") -> Path:
+    """Score every pool sample against every candidate and embed it, once per first-stage model (cached)."""
     from .scorer import CandidateScorer
 
+    layout = run.layout()
+    adapter = layout.first_stage_dir(first.first_stage)
+    if not (adapter / "adapter_model.safetensors").is_file():
+        raise MissingStageError(
+            f"the first stage ({first.first_stage})", adapter,
+            f"behaviorlm a-tune --dataset {run.dataset} --preset {run.preset} --first-stage {first.first_stage}",
+        )
+    model = run.model_dir()
     inputs = {
-        "pool": data_dir / "pool.jsonl",
-        "pool_structure": data_dir / "pool.parquet",
-        "behaviors": data_dir / "behaviors.json",
+        "pool": layout.set_file("pool"),
+        "pool_structure": layout.set_file("pool", ".parquet"),
+        "behaviors": layout.behaviors_file,
         "model": Path(model),
-    } | code_files("select", "scorer", "hardware")
-    if adapter is not None:
-        inputs["adapter"] = Path(adapter) / "adapter_model.safetensors"
+        "adapter": adapter / "adapter_model.safetensors",
+    }
+    out = layout.pool_scores_dir(first.first_stage)
 
     def build(tmp: Path) -> dict:
-        candidates = json.loads((data_dir / "behaviors.json").read_text(encoding="utf-8"))["candidates"]
-        pool = read_jsonl(data_dir / "pool.jsonl")
-        spans = pd.read_parquet(data_dir / "pool.parquet", columns=["sample_spans"])["sample_spans"]
-        scorer = CandidateScorer(model, adapter_dir=adapter, template=template)
+        candidates = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))["candidates"]
+        pool = read_jsonl(layout.set_file("pool"))
+        spans = pd.read_parquet(layout.set_file("pool", ".parquet"), columns=["sample_spans"])["sample_spans"]
+        scorer = CandidateScorer(model, adapter_dir=adapter, template=run.chat_template())
         result = scorer.score([r["instruction"] for r in pool], candidates, embed=embed, spans=[list(s) for s in spans])
         np.savez(tmp / "scores.npz", logprobs=result.logprobs, embeddings=result.embeddings)
         label = np.array([candidates.index(r["output"]) for r in pool])
         return {"scored": len(pool), "pool_accuracy": float((result.pred == label).mean()), "bf16": scorer.bf16}
 
-    config = {"template": template, "embed": embed}
-    run_stage("score_pool", out, inputs, config, build)
+    run_stage("score_pool", out, inputs, {"template": run.chat_template(), "embed": embed}, build, code=__name__)
     return out
 
 
-def select(
-    dataset: str = "default",
-    preset: str = "cpu",
-    per_class: int | None = None,
-    lam: float = 0.5,
-    strategy: str = "dds",
-    confusion: str = "prose",
-    adapter: Path | None = None,
-    model: str | None = None,
-    run_dir: Path | None = None,
-    data_root: Path = REPO_ROOT / "data",
-    dataset_info: Path = DATASET_INFO,
-    seed: int = 42,
-    from_base: bool = False,
-) -> Path:
-    """Score the pool (once per model), select, and write and register the pairs; returns the output folder.
-
-    Outputs go to ``run_dir`` (default ``saves/<dataset>/<preset>``), which also
-    holds the A-Tuning adapter; ``from_base`` scores with the backbone itself.
-    """
-    sizes = get_preset(preset)
-    per_class = per_class or sizes.select_per_class
-    model = model or sizes.model
-    run_dir = Path(run_dir or REPO_ROOT / "saves" / dataset / preset)
-    adapter = None if from_base else Path(adapter or run_dir / "a_tune")
-    suffix = variant_suffix(strategy, per_class, sizes.select_per_class, confusion)
-    out = run_dir / f"select{suffix}"
-    data_dir = data_root / dataset
-    scores = score_pool(data_dir, model, adapter, sizes.template, run_dir / "pool_scores")
-    inputs = {"scores": scores / "scores.npz", "pool": data_dir / "pool.jsonl", "behaviors": data_dir / "behaviors.json"}
-    inputs |= code_files("select")
-    config = {"per_class": per_class, "lam": lam, "strategy": strategy, "confusion": confusion, "seed": seed}
+def select(run: RunArguments, first: FirstStageArguments, sel: SelectArguments) -> Path:
+    """Score the pool (once per first-stage model), select, write and register the pairs; returns the folder."""
+    layout = run.layout()
+    scores = score_pool(run, first, sel.embed)
+    suffix = sel.suffix()
+    out = layout.select_dir(first.first_stage, suffix)
+    inputs = {"scores": scores / "scores.npz", "pool": layout.set_file("pool"), "behaviors": layout.behaviors_file}
+    config = {"per_class": sel.per_class, "lam": sel.lam, "strategy": sel.strategy, "confusion": sel.confusion, "seed": run.seed}
 
     def build(tmp: Path) -> dict:
-        vocabulary = json.loads((data_dir / "behaviors.json").read_text(encoding="utf-8"))
+        vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
         candidates = vocabulary["candidates"]
         groups = {b["name"]: b["group"] for b in vocabulary["behaviors"]}
         is_anchor = np.array([groups[c] == "anchor" for c in candidates])
-        pool = read_jsonl(data_dir / "pool.jsonl")
+        pool = read_jsonl(layout.set_file("pool"))
         label = np.array([candidates.index(r["output"]) for r in pool])
         saved = np.load(scores / "scores.npz")
         logprobs, embeddings = saved["logprobs"], saved["embeddings"]
@@ -189,10 +160,10 @@ def select(
                 "group": np.where(is_anchor[label], "anchor", "tail"),
                 "p_true": p_true,
                 "y_hat": np.asarray(candidates)[pred],
-                "D": difficulty(p_true, pred, label, is_anchor, lam, confusion),
+                "D": difficulty(p_true, pred, label, is_anchor, sel.lam, sel.confusion),
             }
         )
-        scored = build_selection(scored, embeddings, per_class, strategy, seed)
+        scored = build_selection(scored, embeddings, sel.per_class, sel.strategy, run.seed)
         rejected = np.asarray(candidates)[rejected_candidates(probs, label)]
         chosen_rows = np.flatnonzero(scored["selected"].to_numpy())
         pairs = [
@@ -204,48 +175,30 @@ def select(
         for name, records in (("pairs.jsonl", pairs), ("selected_sft.jsonl", sft)):
             (tmp / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
         counts = scored.groupby("label")["selected"].sum()
-        short = sorted(counts[counts < per_class].index)
+        short = sorted(counts[counts < sel.per_class].index)
         if short:
-            logger.info("%d classes had fewer than F=%d samples and contribute all they have: %s", len(short), per_class, short)
-        return {
-            "scored": len(scored),
-            "pairs": len(pairs),
-            "pool_accuracy": float((pred == label).mean()),
-            "classes_short_of_F": short,
-        }
+            logger.info("%d classes had fewer than F=%d samples and contribute all they have: %s", len(short), sel.per_class, short)
+        return {"scored": len(scored), "pairs": len(pairs), "pool_accuracy": float((pred == label).mean()), "classes_short_of_F": short}
 
-    run_stage(f"select:{strategy}", out, inputs, config, build)
-    publish(out, data_dir, dataset, suffix, dataset_info)
+    run_stage(f"select{suffix}", out, inputs, config, build, code=__name__)
+    publish(out, layout, first.first_stage, suffix)
     return out
 
 
-def publish(out: Path, data_dir: Path, dataset: str, suffix: str, dataset_info: Path) -> None:
-    """Copy the selection next to the data set under a name fixed per data set and variant, and register it.
-
-    The registry entries then never change with the preset or the run, so
-    ``llamafactory_configs/b_tune.yaml`` can name them as written.
-    """
-    for kind, extra in (("pairs", {"ranking": True, "columns": PAIR_COLUMNS}), ("selected_sft", {"columns": SFT_COLUMNS})):
-        target = data_dir / f"{kind}{suffix}.jsonl"
-        with atomic_output(target) as tmp:
+def publish(out: Path, layout: RunLayout, first_stage: str, suffix: str) -> None:
+    """Copy the selection beside the data set under its fixed set name (:meth:`RunLayout.selected_set`) and register it."""
+    for kind in KINDS:
+        set_name = layout.selected_set(first_stage, suffix, kind)
+        with atomic_output(layout.set_file(set_name)) as tmp:
             shutil.copyfile(out / f"{kind}.jsonl", tmp)
-        register({f"{dataset}_{kind}{suffix}": {"file_name": registry_path(target, dataset_info), **extra}}, dataset_info)
+        register({layout.set_registry_name(set_name): entry(layout.set_file(set_name), layout.registry, pairs=kind == "pairs")}, layout.registry)
 
 
+@user_errors_exit
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="default")
-    parser.add_argument("--preset", default=os.environ.get("PRESET", "cpu"))
-    parser.add_argument("--per-class", type=int, help="F, samples selected per class (default: the preset's)")
-    parser.add_argument("--lam", type=float, default=0.5, help="lambda, weight of 1 - p(y|x) in the difficulty")
-    parser.add_argument("--strategy", choices=STRATEGIES, default="dds", help="random = w/o DDS, topk = w/o KMeans")
-    parser.add_argument("--confusion", choices=CONFUSIONS, default="prose", help="reading of the confusion term (see above)")
-    parser.add_argument("--adapter", type=Path, help="A-Tuning adapter (default: saves/<dataset>/<preset>/a_tune)")
-    parser.add_argument("--model", help="base model folder (default: the preset's)")
-    parser.add_argument("--run-dir", type=Path, help="default: saves/<dataset>/<preset>")
-    args = parser.parse_args(argv)
+    run, first, sel = parse((RunArguments, FirstStageArguments, SelectArguments), argv, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(select(args.dataset, args.preset, args.per_class, args.lam, args.strategy, args.confusion, args.adapter, args.model, args.run_dir))
+    print(select(run, first, sel))
 
 
 if __name__ == "__main__":

@@ -5,49 +5,46 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from behaviorlm_lf.a_tune import a_tune, prepare_aux
 from behaviorlm_lf.aux_corpus import CorpusTooSmallError
-from behaviorlm_lf.convert import convert
 from behaviorlm_lf.fileio import read_jsonl
+from behaviorlm_lf.hparams import ATuneArguments, FirstStageArguments, build
 
 
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("atune")
-    convert("default", preset="smoke", data_root=root / "data", dataset_info=root / "dataset_info.json")
-    return root
+@pytest.mark.slow
+def test_a_tune_trains_an_adapter_on_anchor_samples_plus_aux(smoke, caplog):
+    layout = smoke.layout()
+    out = a_tune(smoke, FirstStageArguments(), build(ATuneArguments, "smoke"))
+    assert out == layout.first_stage_dir() and (out / "adapter_model.safetensors").is_file()
+    assert not list(out.glob("checkpoint-*")) and not list(out.glob(".llamafactory_*"))
 
-
-def test_a_tune_trains_an_adapter_on_anchor_samples_plus_aux(smoke_data, tiny_model, caplog):
-    root = smoke_data
-    kwargs = dict(preset="smoke", model=str(tiny_model), data_root=root / "data", dataset_info=root / "dataset_info.json")
-    out = a_tune("default", run_dir=root / "run", **kwargs)
-    assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
-    assert not list(out.glob("checkpoint-*"))
-
-    groups = {b["name"]: b["group"] for b in json.loads((root / "data/default/behaviors.json").read_text())["behaviors"]}
-    anchor = read_jsonl(root / "data/default/anchor_train.jsonl")
-    aux = read_jsonl(root / "data/default/aux_anchor_train_eps0.05.jsonl")
+    groups = {b["name"]: b["group"] for b in json.loads(layout.behaviors_file.read_text())["behaviors"]}
+    anchor = read_jsonl(layout.set_file("anchor_train"))
+    aux = read_jsonl(layout.set_file("aux_anchor_train_eps0.05"))
     assert {groups[r["output"]] for r in anchor} == {"anchor"}
     assert len(aux) == round(0.05 * len(anchor)) > 0
     assert not {r["output"] for r in aux} & set(groups)
-    log = (out / "llamafactory.log").read_text()
-    assert f"Num examples = {len(anchor) + len(aux):,}" in log
+    assert f"Num examples = {len(anchor) + len(aux):,}" in (out / "llamafactory.log").read_text()
+
+    # the stage keeps the fully resolved YAML it ran, naming the final folder, so it reruns as written
+    resolved = yaml.safe_load((out / "llamafactory_train.yaml").read_text())
+    assert resolved["output_dir"] == str(out.resolve()) and resolved["dataset"] == ["default_anchor_train", "default_aux_anchor_train_eps0.05"]
+    assert resolved["lora_dropout"] == 0.0 and resolved["template"] == "smollm2"
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["result"]["train_loss"] and manifest["result"]["eval_loss"]
+    assert manifest["result"]["aux"]["achieved_epsilon"] == pytest.approx(len(aux) / len(anchor))
     assert (out / "training_loss.png").is_file()
-
     with caplog.at_level("INFO"):
-        a_tune("default", run_dir=root / "run", **kwargs)
+        a_tune(smoke, FirstStageArguments(), build(ATuneArguments, "smoke"))
     assert "reusing" in caplog.text
 
 
-def test_epsilon_zero_gives_no_aux_and_long_examples_are_filtered(smoke_data, tiny_model, tmp_path):
-    root = smoke_data
-    args = dict(data_dir=root / "data/default", dataset="default", model=str(tiny_model), seed=0, dataset_info=root / "dataset_info.json")
-    name, stats = prepare_aux(epsilon=0.0, aux_path=None, **args)
+def test_epsilon_zero_gives_no_aux_and_a_too_small_corpus_is_an_error(smoke, tmp_path):
+    layout = smoke.layout()
+    name, stats = prepare_aux(layout, FirstStageArguments(epsilon=0.0), smoke.model, "anchor_train")
     assert name is None and stats["selected"] == 0
     corpus = tmp_path / "corpus.json"
     corpus.write_text(
@@ -56,8 +53,9 @@ def test_epsilon_zero_gives_no_aux_and_long_examples_are_filtered(smoke_data, ti
             + [{"instruction": "Tell a long story.", "input": "", "output": "word " * 5000}]
         )
     )
-    name, stats = prepare_aux(epsilon=1.0, aux_path=corpus, allow_smaller=True, **args)
+    allowed = FirstStageArguments(epsilon=1.0, aux=corpus, allow_smaller_epsilon=True)
+    name, stats = prepare_aux(layout, allowed, smoke.model, "anchor_train")
     assert stats["filtered_too_long"] == 1 and stats["available"] == 5 and stats["selected"] == 5
-    assert all(len(r["output"]) < 100 for r in read_jsonl(root / "data/default/aux_anchor_train_eps1.jsonl"))
+    assert all(len(r["output"]) < 100 for r in read_jsonl(layout.set_file("aux_anchor_train_eps1")))
     with pytest.raises(CorpusTooSmallError, match="corpus.json: 5 of its 6 conversations"):
-        prepare_aux(epsilon=1.0, aux_path=corpus, **args)
+        prepare_aux(layout, FirstStageArguments(epsilon=1.0, aux=corpus), smoke.model, "anchor_train")

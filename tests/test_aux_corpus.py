@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from behaviorlm_lf.aux_corpus import BUILTIN_CORPUS, CorpusTooSmallError, load_corpus, select_aux
-from behaviorlm_lf.fileio import BadInputError
+from behaviorlm_lf.errors import BadInputError
 
 DEMO_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "aux" / "alpaca_en_demo.json"
 

@@ -21,8 +21,7 @@ from behaviorlm_lf.baselines import (
     read_set,
     user_windows,
 )
-from behaviorlm_lf.convert import convert
-from behaviorlm_lf.fileio import BadInputError
+from behaviorlm_lf.errors import BadInputError
 from behaviorlm_lf.metrics import PAPER_METRICS, evaluate, label_indexes
 
 LETTERS = [chr(ord("a") + i) for i in range(10)]
@@ -37,19 +36,13 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    root = tmp_path_factory.mktemp("baselines")
-    out = convert("default", preset="smoke", data_root=root / "data", dataset_info=root / "dataset_info.json")
-    return root, out
-
-
 def toy_frame(histories, labels, hours=None, places=None) -> pd.DataFrame:
     """The sample columns baselines predict on, for hand-made samples."""
     n = len(labels)
     return pd.DataFrame(
         {
             "hist_behavior": [list(h) for h in histories],
+            "dow": [0] * n,
             "hour": hours if hours is not None else [12] * n,
             "place": places if places is not None else ["home"] * n,
             "label": labels,
@@ -64,6 +57,7 @@ def toy_events(sequences, hours=None, places=None) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "user": [f"u{i:03d}" for i, sequence in enumerate(sequences) for _ in sequence],
+            "dow": [0] * n,
             "hour": hours if hours is not None else [12] * n,
             "place": places if places is not None else ["home"] * n,
             "behavior": behaviors,
@@ -172,10 +166,10 @@ def test_bert4rec_attends_both_ways():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_baseline_scores_the_smoke_data(smoke, method):
-    _, out = smoke
-    candidates = json.loads((out / "behaviors.json").read_text())["candidates"]
-    train, valid = (read_events(out / f"{split}_events.parquet", candidates) for split in ("train", "valid"))
-    test = read_set(out / "test_balanced.parquet", candidates)
+    layout = smoke.layout()
+    candidates = json.loads(layout.behaviors_file.read_text())["candidates"]
+    train, valid = (read_events(layout.set_file(f"{split}_events", ".parquet"), candidates) for split in ("train", "valid"))
+    test = read_set(layout.set_file("test_balanced", ".parquet"), candidates)
     model = make_baseline(method, candidates, epochs=3).fit(train, valid)
     probs = model.predict_proba(test)
     assert probs.shape == (len(test), len(candidates))
@@ -185,29 +179,30 @@ def test_every_baseline_scores_the_smoke_data(smoke, method):
 
 @pytest.mark.parametrize("method", ["popularity", "sasrec", "bert4rec"])
 def test_cli_writes_the_six_paper_metrics(smoke, method):
-    root, _ = smoke
-    reports = root / "reports"
-    main(
-        [
-            "--dataset",
-            "default",
-            "--method",
-            method,
-            "--epochs",
-            "2",
-            "--reports",
-            str(reports),
-            "--data-root",
-            str(root / "data"),
-        ]
-    )
-    metrics = json.loads((reports / "default" / method / "metrics.json").read_text())
+    main(["--dataset", "default", "--preset", "smoke", "--root", str(smoke.root), "--method", method, "--epochs", "2"])
+    metrics = json.loads((smoke.layout().report_dir(method) / "metrics.json").read_text())
     assert metrics["method"] == method
     for key in PAPER_METRICS:
         assert metrics[key] is None or 0.0 <= metrics[key] <= 1.0, key
     assert metrics["prec_w"] is not None and metrics["overall"] is not None
     # the baseline fit on the whole training split, more events than the LLM's capped training samples
     assert metrics["extra"]["train_events"] > metrics["extra"]["llm_train_samples"] > 0 and metrics["extra"]["seed"] == 0
+
+
+def test_a_simple_context_model_beats_popularity_on_the_tail_of_the_embedded_data(tmp_path, tiny_model):
+    """The simulator's rare behaviors have triggers a sample shows: context alone already finds some."""
+    from conftest import convert_smoke, smoke_run
+
+    from behaviorlm_lf.baselines import BaselineArguments, run_baseline
+
+    run = smoke_run(tmp_path, tiny_model)
+    convert_smoke(run, sim_users=300, sim_days=28, balanced_per_class=20)
+    scores = {
+        method: json.loads((run_baseline(run, BaselineArguments(method=method)) / "metrics.json").read_text())
+        for method in ("popularity", "context")
+    }
+    assert scores["popularity"]["tail"] == 0.0
+    assert scores["context"]["tail_lo"] > 0.1  # above popularity beyond the interval
 
 
 def test_read_set_names_an_unknown_behavior(tmp_path):

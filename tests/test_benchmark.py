@@ -1,44 +1,52 @@
-"""A smoke benchmark: every row of the paper's tables, the ablations, the F sweep and the figures."""
+"""A smoke benchmark: every row of the paper's tables, the ablations, Fig. 5, the sweeps, the claims and the figures."""
 
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
-from behaviorlm_lf.benchmark import ABLATIONS, MAIN_ROWS, benchmark
+from behaviorlm_lf.benchmark import ABLATIONS, FIG5, MAIN_ROWS, BenchmarkArguments, benchmark
+from behaviorlm_lf.hparams import DataArguments, build
 
 
-def test_smoke_benchmark_writes_results_with_every_row_and_the_figures(tmp_path, tiny_model):
-    out = benchmark("default", "smoke", seeds=(0,), root=tmp_path)
+@pytest.mark.slow
+def test_smoke_benchmark_writes_every_table_with_intervals_claims_and_figures(smoke):
+    # sweeps of points that equal another row (F = the preset's 2, epsilon 0 and 0.05) reuse its report; 2% re-converts
+    args = BenchmarkArguments(seeds=[0], rows="all", f_values=[2], epsilons=[0.0, 0.05], thresholds=[0.01, 0.02])
+    out = benchmark(smoke, build(DataArguments, "smoke"), args)
     text = (out / "results.md").read_text()
-    for row in MAIN_ROWS + ABLATIONS:
+    for row in MAIN_ROWS + ABLATIONS + list(FIG5.values()) + ["F=2", "epsilon=0", "epsilon=0.05", "anchor threshold=2.0%"]:
         assert f"| {row} |" in text, row
-    assert "| 1 |" in text and "| 2 |" in text  # the F sweep of the smoke preset
-    table = pd.read_csv(out / "results.csv", header=[0, 1], index_col=0)
-    assert set(MAIN_ROWS + ABLATIONS) <= set(table.index)
-    assert table[("mean", "rec_w")].between(0, 1).all()
-    for figure in ("fig1a_frequency.png", "fig1c_groups.png", "fig3b_tail_vs_F.png"):
+    assert "not run yet" not in text
+    # claims come first, each with a verdict from paired intervals
+    claims = text.split("## The paper's claims, checked")[1].split("## Main results")[0]
+    assert claims.count("- **") == 3 and all(v in ("holds", "does not hold", "inside the intervals") for v in
+                                             [line.split("**")[1] for line in claims.splitlines() if line.startswith("- **")])
+    table = pd.read_csv(out / "results.csv")
+    assert set(MAIN_ROWS + ABLATIONS) <= set(table["name"])
+    assert (table["rec_w_lo"] <= table["rec_w"]).all() and (table["rec_w"] <= table["rec_w_hi"]).all()
+    for figure in ("fig1a_frequency.png", "fig1c_groups.png"):
         assert (out / figure).stat().st_size > 1000
     times = pd.read_csv(out / "stage_times.csv")
-    assert {"a_tune", "select", "b_tune", "eval"} <= set(times["stage"])
-    # the per-seed data sets go to a registry beside the data, never the repository's dataset_info.json
-    assert not (tmp_path / "dataset_info.json").exists()
-    assert "default-seed0_anchor_train" in (tmp_path / "data" / "dataset_info.json").read_text()
+    assert {"first stage", "select", "b_tune", "eval", "data"} <= set(times["stage"])
+    # the full fine-tuning row trains without the auxiliary corpus; w/o A-Tuning starts B-Tuning from it
+    layout = smoke.layout()
+    full = layout.run_dir / "Full_fine-tuning"
+    assert (full / "sft_all_train" / "adapter_model.safetensors").is_file() and (full / "sft_all_train_b_tune").is_dir()
+    assert not list(layout.data_dir.glob("aux_all_train_*"))
+    assert (layout.run_dir / "BehaviorLM" / "sft_tail_train").is_dir()
 
 
-def test_report_written_mid_run_marks_rows_not_yet_run_and_partial_seeds(tmp_path):
+def test_report_written_mid_run_marks_rows_not_yet_run(tmp_path):
     """An interrupted benchmark still leaves a readable report of what it measured."""
-    from behaviorlm_lf.benchmark import aggregate, write_results
-    from behaviorlm_lf.metrics import PAPER_METRICS
+    from behaviorlm_lf.benchmark import write_results
 
-    measured = {metric: 0.25 for metric in PAPER_METRICS}
-    table = aggregate([{"Popularity": measured, "BehaviorLM": measured, "w/o aux": measured}, {"Popularity": measured}])
     times = pd.DataFrame([{"row": "Popularity", "stage": "fit+eval", "seconds": 1.0, "seed": 0}])
-    meta = {"name": "x", "preset": "smoke", "seeds": [0, 1], "model": "m", "command": "c"}
-    out = tmp_path / "report"
-    write_results(out, table, times, [{"freq": 0.9}, {"freq": 0.1}], 0.01, meta)
-    lines = (out / "results.md").read_text().splitlines()
-    assert "| Popularity | 25.0 ± 0.0 |" in "\n".join(lines)
-    assert any(line.startswith("| BehaviorLM (1 of 2 seeds) | 25.0 |") for line in lines)  # no spread from one seed
+    meta = {"dataset": "x", "preset": "smoke", "seeds": [0], "model": "m", "command": "c", "machine": "cpu",
+            "natural_n": 1, "balanced_n": 1}
+    vocabulary = {"behaviors": [{"freq": 0.9}, {"freq": 0.1}], "anchor_threshold": 0.01}
+    write_results(tmp_path / "report", {}, times, vocabulary, meta, BenchmarkArguments(rows="all"))
+    lines = (tmp_path / "report" / "results.md").read_text().splitlines()
     assert any(line.startswith("| SASRec | not run yet |") for line in lines)
-    assert any(line.startswith("| w/o aux (1 of 2 seeds) | +0.0 |") for line in lines)
     assert any(line.startswith("| w/o DDS | not run yet |") for line in lines)
+    assert any(line.startswith("- **not run yet**: BehaviorLM Tail above full fine-tuning") for line in lines)

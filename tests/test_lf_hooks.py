@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from behaviorlm_lf.bench_train import write_pool_pairs
-from behaviorlm_lf.convert import convert
 from behaviorlm_lf.lf_hooks import IGNORE_INDEX, labelled_positions
 from behaviorlm_lf.lf_run import CONFIG_DIR, run_llamafactory
 
@@ -20,23 +19,18 @@ def test_labelled_positions_are_the_union_of_the_rows_answer_positions():
     assert targets.tolist() == [[IGNORE_INDEX, 11, 12], [13, IGNORE_INDEX, IGNORE_INDEX]]
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hooks")
-    convert("default", preset="smoke", data_root=root / "data", dataset_info=root / "dataset_info.json")
-    return root
-
-
 FLOAT32 = {"bf16": False}
 STEPS = {"max_steps": 3, "logging_steps": 1, "eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("config", "dataset"), [("a_tune.yaml", "default_anchor_train"), ("b_tune.yaml", "bench_pairs")], ids=["sft", "dpo"]
 )
-def test_hooked_run_logs_the_same_losses_as_plain_llamafactory(smoke, tiny_model, tmp_path, config, dataset):
-    dataset_dir = smoke if dataset.startswith("default") else write_pool_pairs(smoke / "data/default/pool.jsonl", tmp_path)
-    common = {"model_name_or_path": str(tiny_model), "dataset_dir": str(dataset_dir), "dataset": dataset, **STEPS}
+def test_hooked_run_logs_the_same_losses_as_plain_llamafactory(smoke, tmp_path, config, dataset):
+    layout = smoke.layout()
+    dataset_dir = layout.data_root if dataset.startswith("default") else write_pool_pairs(layout.set_file("pool"), tmp_path)
+    common = {"model_name_or_path": smoke.model, "dataset_dir": str(dataset_dir), "dataset": dataset, **STEPS}
     losses = {}
     for hooks in (False, True):
         found = run_llamafactory(CONFIG_DIR / config, common, tmp_path / f"hooks{hooks}", hooks=hooks, precision=FLOAT32)

@@ -2,60 +2,110 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from conftest import REPO_ROOT, smoke_run
 
 from behaviorlm_lf.a_tune import a_tune
 from behaviorlm_lf.b_tune import b_tune
 from behaviorlm_lf.convert import convert
 from behaviorlm_lf.fileio import read_jsonl
+from behaviorlm_lf.hparams import ATuneArguments, BTuneArguments, DataArguments, FirstStageArguments, SelectArguments, build
 from behaviorlm_lf.scorer import CandidateScorer
 from behaviorlm_lf.select import select
 from behaviorlm_lf.simulator import simulate_events
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("pipeline")
     simulate_events(n_users=40, days=7, seed=5).to_csv(root / "events.csv", index=False)
-    paths = dict(data_root=root / "data", dataset_info=root / "dataset_info.json")
-    convert(str(root / "events.csv"), name="raw", preset="smoke", **paths)
-    run = dict(preset="smoke", model=str(tiny_model), run_dir=root / "run", **paths)
-    a_tune("raw", **run)
-    selection = select("raw", **run)
-    adapter = b_tune("raw", **{k: v for k, v in run.items() if k != "data_root"}, data_root=root / "data")
-    return root, selection, adapter
+    run = smoke_run(root, tiny_model, dataset="raw")
+    convert(run, build(DataArguments, "smoke", source=str(root / "events.csv")))
+    first, sel = FirstStageArguments(), build(SelectArguments, "smoke")
+    a_tune(run, first, build(ATuneArguments, "smoke"))
+    selection = select(run, first, sel)
+    adapter = b_tune(run, first, sel, build(BTuneArguments, "smoke"))
+    return run, selection, adapter
 
 
 def test_pipeline_writes_a_b_tuned_adapter_and_inspection_csv(pipeline):
-    root, selection, adapter = pipeline
-    assert (adapter / "adapter_model.safetensors").is_file()
-    assert (root / "run/a_merged/model.safetensors").is_file()
+    run, selection, adapter = pipeline
+    layout = run.layout()
+    assert (adapter / "adapter_model.safetensors").is_file() and adapter == layout.b_tune_dir("anchor_train", "")
+    assert (layout.merged_dir() / "model.safetensors").is_file()
     scored = pd.read_csv(selection / "scored.csv")
     assert {"label", "p_true", "y_hat", "D", "selected"} <= set(scored.columns)
-    vocabulary = json.loads((root / "data/raw/behaviors.json").read_text())
-    assert set(scored["label"]) == {r["output"] for r in read_jsonl(root / "data/raw/pool.jsonl")}
+    vocabulary = json.loads(layout.behaviors_file.read_text())
+    assert set(scored["label"]) == {r["output"] for r in read_jsonl(layout.set_file("pool"))}
     assert scored.groupby("label")["selected"].sum().max() == 2  # F = 2 in the smoke preset
-    pairs = read_jsonl(root / "data/raw/pairs.jsonl")
+    pairs = read_jsonl(layout.set_file("pairs"))
     assert len(pairs) == scored["selected"].sum()
     assert all(p["chosen"] != p["rejected"] and p["rejected"] in vocabulary["candidates"] for p in pairs)
 
 
-def test_first_dpo_step_reference_is_the_a_tuned_model(pipeline, tiny_model):
+def test_first_dpo_step_reference_is_the_a_tuned_model(pipeline):
     """At step 1 the new adapter is zero: policy = reference, and both must equal the scorer's A-tuned log-probs."""
-    root, _, adapter = pipeline
+    run, _, adapter = pipeline
+    layout = run.layout()
     first = json.loads((adapter / "trainer_state.json").read_text())["log_history"][0]
     assert first["step"] == 1
     assert first["rewards/chosen"] == pytest.approx(0.0, abs=1e-6)
     assert first["rewards/rejected"] == pytest.approx(0.0, abs=1e-6)
-    batch = read_jsonl(root / "data/raw/pairs.jsonl")[:8]  # smoke: max_samples 8 = one batch of 8
-    candidates = json.loads((root / "data/raw/behaviors.json").read_text())["candidates"]
-    scores = CandidateScorer(tiny_model, adapter_dir=root / "run/a_tune").score([p["instruction"] for p in batch], candidates)
+    batch = read_jsonl(layout.set_file("pairs"))[:4]  # the first micro-batch (4 pairs) is logged at step 1
+    candidates = json.loads(layout.behaviors_file.read_text())["candidates"]
+    bf16 = yaml.safe_load((adapter / "llamafactory_train.yaml").read_text())["bf16"]
+    scorer = CandidateScorer(run.model, adapter_dir=layout.first_stage_dir(), bf16=bf16)
+    scores = scorer.score([p["instruction"] for p in batch], candidates)
     rows = np.arange(len(batch))
     chosen = scores.logprobs[rows, [candidates.index(p["chosen"]) for p in batch]].mean()
     rejected = scores.logprobs[rows, [candidates.index(p["rejected"]) for p in batch]].mean()
-    assert first["logps/chosen"] == pytest.approx(chosen, abs=1e-3)
-    assert first["logps/rejected"] == pytest.approx(rejected, abs=1e-3)
+    # bf16 training (bf16 weights) rounds differently from the scorer's bf16 autocast (float32 weights)
+    tolerance = {"rel": 5e-3} if bf16 else {"abs": 1e-3}
+    assert first["logps/chosen"] == pytest.approx(chosen, **tolerance)
+    assert first["logps/rejected"] == pytest.approx(rejected, **tolerance)
+    # and not the backbone's: the A-tuned model is the reference
+    backbone = CandidateScorer(run.model, bf16=bf16).score([p["instruction"] for p in batch], candidates)
+    base_chosen = backbone.logprobs[rows, [candidates.index(p["chosen"]) for p in batch]].mean()
+    assert abs(first["logps/chosen"] - chosen) < abs(first["logps/chosen"] - base_chosen)
+
+
+def test_b_tune_with_a_selection_flag_trains_on_that_selection(pipeline):
+    """The bug `make b-tune STRATEGY=random` had: select used the flag, b_tune trained on the DDS pairs."""
+    run, _, _ = pipeline
+    first, sel = FirstStageArguments(), dataclasses.replace(build(SelectArguments, "smoke"), strategy="random")
+    select(run, first, sel)
+    adapter = b_tune(run, first, sel, build(BTuneArguments, "smoke"))
+    assert adapter.name == "b_tune_random"
+    assert yaml.safe_load((adapter / "llamafactory_train.yaml").read_text())["dataset"] == "raw_pairs_random"
+
+
+def test_the_makefile_passes_the_selection_flags_to_select_and_b_tune():
+    commands = subprocess.run(
+        ["make", "-n", "-B", "b-tune", "STRATEGY=random", "F=5", "PRESET=smoke"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    for command in ("behaviorlm select", "behaviorlm b-tune"):
+        line = next(c for c in commands if command in c)
+        assert "--strategy random" in line and "--per-class 5" in line
+
+
+def test_the_chat_config_loads_the_b_tuned_model_as_trained(pipeline):
+    """llamafactory_configs/chat.yaml is what `llamafactory-cli chat/webchat/api` reads: it loads the run's model."""
+    from llamafactory.chat import ChatModel
+
+    from behaviorlm_lf.lf_run import CONFIG_DIR, resolve
+
+    run, _, adapter = pipeline
+    layout = run.layout()
+    config = resolve(CONFIG_DIR / "chat.yaml", {"model_name_or_path": str(layout.merged_dir()), "adapter_name_or_path": str(adapter)})
+    prompt = read_jsonl(layout.set_file("test_natural"))[0]["instruction"]
+    answer = ChatModel(config).chat([{"role": "user", "content": prompt}])[0].response_text
+    assert isinstance(answer, str)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from behaviorlm_lf import predict as predict_module
-from behaviorlm_lf.fileio import BadInputError
+from behaviorlm_lf.errors import BadInputError
 from behaviorlm_lf.predict import history_of, parse_day, parse_hour, predict, read_events
 
 CANDIDATES = ["Music", "News", "Public transport", "Taxi"]
@@ -43,9 +43,10 @@ def test_malformed_events_are_located(tmp_path, text, name, message):
 
 
 def test_day_and_hour_are_checked():
-    assert parse_day("sunday") == 6 and parse_hour("23") == 23
-    with pytest.raises(BadInputError, match="day"):
-        parse_day("Someday")
+    assert parse_day("sunday") == 6 and parse_day("Sun") == 6 and parse_hour("23") == 23
+    for bad in ("Someday", "Monkey", "Mo"):
+        with pytest.raises(BadInputError, match="day"):
+            parse_day(bad)
     with pytest.raises(BadInputError, match="hour"):
         parse_hour("25")
 
@@ -59,16 +60,15 @@ def test_predict_returns_top_k_probabilities(tiny_model):
     assert {name for name, _ in ranked[0]} <= set(CANDIDATES)
 
 
-def test_cli_batch_mode_prints_one_line_per_user(tiny_model, tmp_path, monkeypatch, capsys):
+def test_cli_batch_mode_prints_one_line_per_user(tiny_model, tmp_path, capsys):
     data = tmp_path / "data" / "toy"
     data.mkdir(parents=True)
-    (data / "behaviors.json").write_text('{"candidates": ["Music", "News", "Taxi"]}')
+    (data / "behaviors.json").write_text('{"candidates": ["Music", "News", "Taxi"], "history_len": 20}')
     (tmp_path / "events.csv").write_text("user,day,hour,place,behavior\na,Mon,7,home,News\nb,Mon,9,home,Music\n")
     (tmp_path / "next.csv").write_text("user,day,hour,place\na,Tue,8,commute\nb,Wed,21,home\n")
-    monkeypatch.setattr(predict_module, "REPO_ROOT", tmp_path)
     predict_module.main(
         ["--events", str(tmp_path / "events.csv"), "--next", str(tmp_path / "next.csv"), "--dataset", "toy",
-         "--model", str(tiny_model), "--top-k", "2"]
+         "--root", str(tmp_path), "--model", str(tiny_model), "--run", "base", "--top-k", "2"]
     )
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == ["a", "b"]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import shared_file
 
-from behaviorlm_lf.fileio import BadInputError
+from behaviorlm_lf.errors import BadInputError
 from behaviorlm_lf.readers import EVENT_COLUMNS, read_foursquare, read_placelab, read_table
 
 GOOD_CSV = """uid,ts,loc,app
@@ -90,7 +90,9 @@ def test_missing_file_is_a_clear_error(tmp_path):
 def test_foursquare_real_file():
     path = shared_file("foursquare-nyc/checkins_nyc.csv.gz")
     events = read_foursquare(path)
-    assert len(events) == 227_428
+    # 227,428 check-ins, of which 262 repeat another of the same user, second, area and category exactly
+    assert events.attrs["exact_duplicates_dropped"] == 262
+    assert len(events) == 227_428 - 262
     assert events["user"].nunique() == 1083
     assert events["behavior"].nunique() == 251
     assert events["place"].astype(str).str.fullmatch(r"area\d+").all()

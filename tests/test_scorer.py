@@ -151,14 +151,13 @@ def test_lora_adapter(tiny_dir, scorer, result, tmp_path):
     assert np.abs(got.logprobs - result.logprobs).max() > 1e-2
 
 
-def test_bf16_path_gives_the_float32_argmax_on_the_smoke_data(tiny_dir, tmp_path):
+def test_bf16_path_gives_the_float32_argmax_on_the_smoke_data(tiny_dir, smoke):
     """The bf16 mixed precision the stages use where the hardware has bf16 units picks the same behaviors."""
     import json
 
-    from behaviorlm_lf.convert import convert
     from behaviorlm_lf.fileio import read_jsonl
 
-    data = convert("default", preset="smoke", data_root=tmp_path / "data", dataset_info=tmp_path / "dataset_info.json")
+    data = smoke.layout().data_dir
     candidates = json.loads((data / "behaviors.json").read_text())["candidates"]
     prompts = [r["instruction"] for s in ("test_natural", "test_balanced") for r in read_jsonl(data / f"{s}.jsonl")]
     results = {

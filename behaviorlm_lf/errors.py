@@ -1,0 +1,55 @@
+"""Errors a user causes, and the one place that turns them into a one-line message.
+
+Every entry point runs through :func:`user_errors_exit`: an input error exits
+with status 2 and one line on stderr (file, row and field where it has them); a
+bug still shows its traceback. No entry point catches errors on its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+
+
+class UserError(Exception):
+    """Something the user can fix: a bad file, flag or order of commands."""
+
+
+class BadInputError(UserError, ValueError):
+    """An input the pipeline cannot use, located by file, row and field."""
+
+    def __init__(self, path: str | os.PathLike, message: str, row: int | None = None, field: str | None = None):
+        self.path, self.row, self.field = str(path), row, field
+        where = self.path
+        if row is not None:
+            where += f", row {row}"
+        if field is not None:
+            where += f", field '{field}'"
+        super().__init__(f"{where}: {message}")
+
+
+class MissingStageError(UserError):
+    """A stage needs the output of one that has not run."""
+
+    def __init__(self, needed: str, path: os.PathLike, command: str):
+        super().__init__(f"{needed} has not run yet ({path} is missing); run it first: {command}")
+
+
+def user_errors_exit(main: Callable) -> Callable:
+    """Wrap a ``main(argv)``: a :class:`UserError`, or a path the OS refuses (not writable, a folder where a file
+    should be), becomes ``error: ...`` on stderr and exit status 2."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except (PermissionError, IsADirectoryError, NotADirectoryError) as err:  # a folder the user cannot write
+            print(f"error: {err.filename}: {err.strerror}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return wrapped

@@ -1,0 +1,241 @@
+"""Every setting of every command, as typed dataclasses: the one source of flags, YAML files and presets.
+
+Like LlamaFactory's ``hparams`` and TRL's scripts, each command parses a few of
+these dataclasses with transformers' ``HfArgumentParser``; the same field means
+the same thing and has the same flag (``--per-class``, ``--first-stage``) in every
+command. Values come, from weakest to strongest, from the field's default, the
+preset's overlay (:mod:`behaviorlm_lf.presets`), a ``--config`` YAML file and the
+command line. A ``None`` training hyper-parameter means "the YAML's value" (the
+paper's) from ``llamafactory_configs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import yaml
+
+from .errors import UserError
+from .layout import FIRST_STAGES, RunLayout, Selection
+
+
+MODELS_OF_A_RUN = ("base", "a_tune", "b_tune")
+
+
+@dataclass
+class RunArguments:
+    """Which run a command works on."""
+
+    preset_key: ClassVar[str] = "run"
+    dataset: str = field(
+        default="default",
+        metadata={"help": "data set: default (embedded simulator), foursquare-nyc, mit-placelab, or a name given to `data`"},
+    )
+    preset: str = field(default="cpu", metadata={"help": "sizes and model for the machine: smoke, cpu, gpu, gpu-bench"})
+    seed: int = field(default=0, metadata={"help": "seed of the user split, the samples, training and the baselines"})
+    root: Path = field(default=Path("."), metadata={"help": "folder holding data/, saves/, reports/ and models/"})
+    model: str | None = field(default=None, metadata={"help": "Hugging Face model folder (default: the preset's)"})
+    template: str | None = field(
+        default=None, metadata={"help": "LlamaFactory chat template (default: inferred from the model folder)"}
+    )
+    sub_run: str = field(default="", metadata={"help": "name of a sub-run under saves/<data>/<preset>/ (the benchmark's rows)"})
+
+    def layout(self) -> RunLayout:
+        return RunLayout(self.dataset, self.preset, self.seed, Path(self.root), self.sub_run)
+
+    def model_dir(self) -> str:
+        """The backbone folder; a relative preset path is found under ``root`` (where `models` converts it)."""
+        if self.model is None:
+            raise UserError(f"preset {self.preset!r} names no model: pass --model (MODEL=<folder>)")
+        path = Path(self.model)
+        return str(path if path.is_absolute() or path.exists() else Path(self.root) / path)
+
+    def trained_model(
+        self, which: str, first_stage: str = "anchor_train", selection_suffix: str = "", variant: str = "dpo"
+    ) -> tuple[str, Path | None]:
+        """(model folder, adapter folder or None) of a model of this run: the backbone, first-stage or B-tuned."""
+        layout = self.layout()
+        if which == "base":
+            return self.model_dir(), None
+        if which == "a_tune":
+            return self.model_dir(), layout.first_stage_dir(first_stage)
+        if which == "b_tune":
+            return str(layout.merged_dir(first_stage)), layout.b_tune_dir(first_stage, selection_suffix, variant)
+        raise UserError(f"unknown model {which!r}: choose one of {MODELS_OF_A_RUN} or pass --model/--adapter")
+
+    def chat_template(self) -> str:
+        from .chat_template import infer_template
+
+        return self.template or infer_template(self.model_dir())
+
+
+@dataclass
+class DataArguments:
+    """How events become samples and sets (``behaviorlm data``)."""
+
+    preset_key: ClassVar[str] = "data"
+    source: str | None = field(
+        default=None, metadata={"help": "default, foursquare-nyc, mit-placelab or a CSV/Parquet file (default: --dataset)"}
+    )
+    columns: str | None = field(
+        default=None, metadata={"help": "for a file: user=COL,time=COL,place=COL,behavior=COL[,tz_offset=COL]; place= for none"}
+    )
+    time_unit: Literal["s", "ms"] | None = field(default=None, metadata={"help": "timestamps are epoch seconds or milliseconds"})
+    assume: Literal["utc", "local"] | None = field(
+        default=None, metadata={"help": "timestamps marked UTC ('Z') without an offset column: utc or local wall-clock time"}
+    )
+    grid_deg: str = field(default="0.05", metadata={"help": "Foursquare place cell size in degrees, or 'none'"})
+    history_len: int = field(default=20, metadata={"help": "L, events in a sample's history"})
+    anchor_threshold: float = field(default=0.01, metadata={"help": "anchor behaviors: training frequency above this"})
+    top_k: int | None = field(default=None, metadata={"help": "keep the K most frequent behaviors (other events are dropped)"})
+    min_count: int | None = field(default=None, metadata={"help": "keep behaviors with at least N events"})
+    split_by: Literal["user", "time"] | None = field(default=None, metadata={"help": "8:1:1 by user (default) or by time"})
+    max_train: int | None = field(default=None, metadata={"help": "cap of each training set"})
+    max_valid: int | None = field(default=None, metadata={"help": "cap of the validation set"})
+    max_natural_test: int | None = field(default=None, metadata={"help": "cap of the natural test set"})
+    balanced_per_class: int = field(default=500, metadata={"help": "balanced test samples per behavior"})
+    pool_per_class: int = field(default=100, metadata={"help": "selection pool samples per behavior"})
+    sim_users: int = field(default=300, metadata={"help": "simulated users (default data set)"})
+    sim_days: int = field(default=28, metadata={"help": "simulated days (default data set)"})
+
+
+@dataclass
+class FirstStageArguments:
+    """The first stage: A-Tuning (anchor samples + auxiliary corpus) or another training set (ablations)."""
+
+    preset_key: ClassVar[str] = "first_stage"
+    first_stage: str = field(
+        default="anchor_train",
+        metadata={"help": f"training set of the first stage: {', '.join(FIRST_STAGES)} (full fine-tuning, Fig. 5)"},
+    )
+    epsilon: float = field(default=0.05, metadata={"help": "auxiliary conversations per behavior sample; 0 = w/o aux"})
+    aux: Path | None = field(default=None, metadata={"help": "alpaca or sharegpt file (default: the built-in corpus)"})
+    allow_smaller_epsilon: bool = field(default=False, metadata={"help": "take the whole corpus when it is too small"})
+
+    def __post_init__(self):
+        if self.first_stage not in FIRST_STAGES:
+            raise UserError(f"--first-stage must be one of {FIRST_STAGES}, got {self.first_stage!r}")
+
+
+@dataclass
+class ATuneArguments:
+    """First-stage training hyper-parameters (None: the YAML's, i.e. the paper's)."""
+
+    preset_key: ClassVar[str] = "a_tune"
+    learning_rate: float | None = None
+    lora_rank: int | None = None
+    lora_alpha: int | None = None
+    num_train_epochs: float | None = None
+    eval_steps: int | None = None
+    cutoff_len: int | None = None
+
+    def overrides(self) -> dict:
+        found = {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
+        if "eval_steps" in found:
+            found["save_steps"] = found["eval_steps"]  # the best checkpoint must have been saved
+        return found
+
+
+@dataclass
+class SelectArguments:
+    """B-Tuning's sample selection (section 3.3)."""
+
+    preset_key: ClassVar[str] = "select"
+    per_class: int = field(default=20, metadata={"help": "F, samples selected per behavior"})
+    lam: float = field(default=0.5, metadata={"help": "lambda, weight of 1 - p(y|x) in the difficulty"})
+    strategy: Literal["dds", "random", "topk"] = field(default="dds", metadata={"help": "random = w/o DDS, topk = w/o KMeans"})
+    confusion: Literal["prose", "literal"] = field(default="prose", metadata={"help": "reading of the confusion term"})
+    embed: Literal["sample", "last"] = field(default="sample", metadata={"help": "E(x): the sample's tokens or the last one"})
+    default_per_class: int = field(default=20, metadata={"help": "the preset's F, whose variant has no suffix"})
+
+    def selection(self) -> Selection:
+        return Selection(self.strategy, self.per_class, self.confusion)
+
+    def suffix(self) -> str:
+        return self.selection().suffix(self.default_per_class)
+
+
+@dataclass
+class BTuneArguments:
+    """B-Tuning training (DPO, or SFT for the w/o DPO ablation); None: the YAML's value."""
+
+    preset_key: ClassVar[str] = "b_tune"
+    variant: Literal["dpo", "sft"] = field(default="dpo", metadata={"help": "sft = the w/o DPO ablation"})
+    learning_rate: float | None = None
+    pref_beta: float | None = None
+    lora_rank: int | None = None
+    lora_alpha: int | None = None
+    num_train_epochs: float | None = None
+    max_samples: int | None = None
+    cutoff_len: int | None = None
+
+    def overrides(self) -> dict:
+        found = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "variant"}
+        if self.variant == "sft":
+            found.pop("pref_beta", None)
+        return found
+
+
+def _apply(parser: argparse.ArgumentParser, values: dict, known: set[str], source: str) -> None:
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"{source}: unknown setting(s) {unknown}")
+    parser.set_defaults(**values)
+
+
+def parse(classes: tuple[type, ...], argv: list[str] | None = None, description: str | None = None) -> tuple:
+    """Parse ``argv`` into ``classes`` with the preset overlay and an optional ``--config`` YAML file.
+
+    The preset comes from ``--preset`` (or ``PRESET`` in the environment, as the
+    Makefile passes it); its overlay of each class sets that class's defaults.
+    """
+    from transformers import HfArgumentParser
+
+    from .presets import preset_overlay
+
+    parser = HfArgumentParser(classes, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="YAML file of settings (the command line overrides it)")
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--preset", default=os.environ.get("PRESET", "cpu"))
+    early.add_argument("--config", type=Path)
+    first, _ = early.parse_known_args(argv)
+    from_file = {}
+    if first.config is not None:
+        if not first.config.is_file():
+            raise UserError(f"{first.config}: no such config file")
+        from_file = yaml.safe_load(first.config.read_text(encoding="utf-8")) or {}
+    preset = from_file.get("preset", first.preset) if "--preset" not in (argv or []) else first.preset
+    parser.set_defaults(preset=preset)
+    known = {f.name for cls in classes for f in dataclasses.fields(cls)}
+    for cls in classes:
+        overlay = preset_overlay(preset, cls.preset_key)
+        parser.set_defaults(**{key: value for key, value in overlay.items() if key in {f.name for f in dataclasses.fields(cls)}})
+    _apply(parser, from_file, known, str(first.config))
+    parsed = parser.parse_args_into_dataclasses(args=argv)
+    return tuple(p for p in parsed if not isinstance(p, argparse.Namespace))
+
+
+def build(cls: type, preset: str, **values):
+    """A dataclass for ``preset`` with ``values`` over its overlay: how the benchmark makes each row's settings."""
+    from .presets import preset_overlay
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in preset_overlay(preset, cls.preset_key).items() if k in names} | values)
+
+
+@dataclass
+class EvalArguments:
+    """Which model to score on the test sets, and how."""
+
+    preset_key: ClassVar[str] = "eval"
+    run: Literal["base", "a_tune", "b_tune"] = field(
+        default="b_tune", metadata={"help": "the run's backbone, first-stage or B-tuned model (the selection flags pick the B-tuned one)"}
+    )
+    adapter: Path | None = field(default=None, metadata={"help": "a LoRA adapter on --model instead of a model of the run"})
+    name: str | None = field(default=None, metadata={"help": "report name (default: --run, or the model folder's name)"})
+    generate: bool = field(default=False, metadata={"help": "free decoding matched to candidates, as the paper, instead of exact scoring"})

@@ -1,0 +1,137 @@
+"""The house: where a run lives, the registry, one set of flags, the import graph, and an installed package."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+
+from behaviorlm_lf.cli import COMMANDS
+from behaviorlm_lf.hparams import RunArguments, SelectArguments, parse
+from behaviorlm_lf.layout import RunLayout, Selection
+from behaviorlm_lf.registry import entry, read_registry, register
+
+PACKAGE = REPO_ROOT / "behaviorlm_lf"
+STAGES = {"convert", "a_tune", "select", "b_tune", "eval", "baselines", "predict", "models"}
+ORCHESTRATORS = {"report", "benchmark", "learning_curve", "bench_train", "bench_score", "gpu_bench", "gpu_kit", "cli", "__main__"}
+
+
+def test_layout_places_every_output_of_a_run():
+    layout = RunLayout("default", "cpu", root=Path("/r"))
+    assert layout.data_dir == Path("/r/data/default") and layout.registry == Path("/r/data/dataset_info.json")
+    assert layout.set_registry_name("pool") == "default_pool"
+    assert layout.first_stage_dir() == Path("/r/saves/default/cpu/a_tune")
+    assert layout.merged_dir() == Path("/r/saves/default/cpu/a_merged")
+    assert layout.pool_scores_dir() == Path("/r/saves/default/cpu/pool_scores")
+    suffix = Selection("random", 5, "prose").suffix(default_per_class=10)
+    assert suffix == "_random_F5"
+    assert layout.select_dir("anchor_train", suffix) == Path("/r/saves/default/cpu/select_random_F5")
+    assert layout.b_tune_dir("all_train", "", "sft") == Path("/r/saves/default/cpu/sft_all_train_b_tune_sft")
+    assert layout.selected_set("anchor_train", "", "pairs") == "pairs"
+    assert layout.report_dir("eval") == Path("/r/reports/default/cpu/eval")
+    seeded = RunLayout("foursquare-nyc", "cpu", seed=2, root=Path("/r"), sub_run="BehaviorLM")
+    assert seeded.data_dir == Path("/r/data/foursquare-nyc-seed2")
+    assert seeded.first_stage_dir() == Path("/r/saves/foursquare-nyc-seed2/cpu/BehaviorLM/a_tune")
+    assert seeded.selected_set("anchor_train", "_topk", "pairs") == "BehaviorLM_pairs_topk"
+    with pytest.raises(ValueError, match="first stage"):
+        layout.first_stage_dir("everything")
+
+
+def test_registry_merges_entries_with_paths_relative_to_it(tmp_path):
+    registry = tmp_path / "data" / "dataset_info.json"
+    register({"a_pool": entry(tmp_path / "data" / "a" / "pool.jsonl", registry)}, registry)
+    register({"a_pairs": entry(tmp_path / "data" / "a" / "pairs.jsonl", registry, pairs=True)}, registry)
+    found = read_registry(registry)
+    assert found["a_pool"]["file_name"] == "a/pool.jsonl" and found["a_pairs"]["ranking"] is True
+    assert list(found) == sorted(found)
+
+
+def test_presets_and_config_files_overlay_the_defaults_and_the_command_line_wins(tmp_path):
+    run, sel = parse((RunArguments, SelectArguments), ["--preset", "smoke"])
+    assert run.model == "models/tiny-llama" and sel.per_class == 2
+    config = tmp_path / "settings.yaml"
+    config.write_text("per_class: 7\nstrategy: topk\n")
+    _, sel = parse((RunArguments, SelectArguments), ["--preset", "smoke", "--config", str(config), "--strategy", "random"])
+    assert sel.per_class == 7 and sel.strategy == "random"
+
+
+def _flags(command: str) -> dict[str, str]:
+    """Every flag of a subcommand and its help text."""
+    module, function, _ = COMMANDS[command]
+    text = subprocess.run(
+        [sys.executable, "-m", "behaviorlm_lf", command, "--help"], capture_output=True, text=True, cwd=REPO_ROOT, check=True
+    ).stdout
+    flags = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("--"):
+            flags[stripped.split()[0].split(",")[0]] = stripped
+    return flags
+
+
+@pytest.mark.slow
+def test_the_same_flag_means_the_same_thing_in_every_subcommand():
+    seen: dict[str, tuple[str, str]] = {}
+    for command in ("data", "a-tune", "select", "merge", "b-tune", "eval", "baseline", "predict", "report", "benchmark"):
+        for flag, line in _flags(command).items():
+            meaning = line.split(None, 2)[-1] if len(line.split()) > 2 else ""
+            if flag in seen and flag not in ("--help",):
+                assert seen[flag][1] == meaning, f"{flag}: {seen[flag][0]} says {seen[flag][1]!r}, {command} says {meaning!r}"
+            seen.setdefault(flag, (command, meaning))
+    for shared in ("--dataset", "--preset", "--seed", "--root", "--model", "--template"):
+        assert shared in seen
+
+
+def _imports(module: str) -> set[str]:
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_stages_sit_side_by_side_above_the_plumbing():
+    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    plumbing = modules - STAGES - ORCHESTRATORS
+    for stage in STAGES:
+        assert not (_imports(stage) & (STAGES - {stage})), f"{stage} imports another stage: {_imports(stage) & STAGES}"
+    for module in plumbing:
+        assert not (_imports(module) & (STAGES | ORCHESTRATORS)), f"plumbing module {module} imports a stage"
+
+
+@pytest.mark.slow
+def test_an_installed_wheel_runs_the_data_stage_from_any_folder(tmp_path):
+    """`pip install .` users have the templates, YAML files and corpus as package data."""
+    # build from a copy: setuptools writes build/ beside the sources
+    ignored = shutil.ignore_patterns(".venv", ".git", "models", "data", "saves", "reports", "build", "gpu_kit", "*.egg-info")
+    source = shutil.copytree(REPO_ROOT, tmp_path / "source", ignore=ignored, symlinks=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(source)],
+        check=True, capture_output=True,
+    )
+    wheel = next((tmp_path / "dist").glob("behaviorlm_lf-*.whl"))
+    venv.create(tmp_path / "venv", with_pip=False)
+    site = next((tmp_path / "venv" / "lib").glob("python*/site-packages"))
+    # the dependencies come from this environment's site-packages (a plain path line, not its editable finder)
+    (site / "deps.pth").write_text(next(Path(p) for p in sys.path if p.endswith("site-packages")).as_posix() + "\n")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)], check=True, capture_output=True
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    python = tmp_path / "venv" / "bin" / "python"
+    where = subprocess.run([python, "-c", "import behaviorlm_lf; print(behaviorlm_lf.__file__)"], cwd=elsewhere, capture_output=True, text=True, check=True)
+    assert str(site) in where.stdout
+    result = subprocess.run([python, "-m", "behaviorlm_lf", "data", "--preset", "smoke"], cwd=elsewhere, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    registry = json.loads((elsewhere / "data" / "dataset_info.json").read_text())
+    assert all((elsewhere / "data" / e["file_name"]).is_file() for e in registry.values())
+    assert "personal assistant" in (elsewhere / "data" / "default" / "valid.jsonl").read_text()

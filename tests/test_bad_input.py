@@ -1,0 +1,231 @@
+"""Bad input through the real command line, as a hostile new user would try it.
+
+Every case runs ``python -m behaviorlm_lf.<module>`` in a subprocess and checks the
+exit code, one line on stderr naming file, row and field, no traceback, and that
+no output folder or registry entry was left behind.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+HEADER = "user,time,place,behavior\n"
+def behavior(u: int, d: int, h: int) -> str:
+    """Two frequent behaviors and a rare one (Taxi, about 4%), so an anchor threshold of 20% has both groups."""
+    return "Taxi" if (u + d * 8 + h) % 25 == 0 else ("Music" if (u + h) % 3 else "News")
+
+
+GOOD_ROWS = "".join(f"u{u},2024-03-0{4 + d} {8 + h}:00:00,home,{behavior(u, d, h)}\n"
+                    for u in range(6) for d in range(3) for h in range(8))
+
+
+def cli(module: str, *args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "BEHAVIORLM_SHARED_DATA": str(cwd / "no-shared-data")}
+    return subprocess.run(
+        [sys.executable, "-m", f"behaviorlm_lf.{module}", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess, *words: str) -> str:
+    """The error line, after checking: exit 2, no traceback, one ``error:`` line (the last; progress logs may
+    precede it), every word in it."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    for word in words:
+        assert word in errors[0], errors[0]
+    return errors[0]
+
+
+def nothing_left(root: Path, name: str) -> None:
+    assert not (root / "data" / name).exists()
+    assert not list((root / "data").glob(f"{name}.tmp-*")) if (root / "data").exists() else True
+    registry = root / "data" / "dataset_info.json"
+    assert not registry.exists() or not any(key.startswith(f"{name}_") for key in json.loads(registry.read_text()))
+
+
+def convert(tmp_path: Path, text: str | bytes, name: str = "log.csv", *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return cli("convert", "--dataset", "mine", "--source", str(path), "--preset", "smoke", *extra, cwd=tmp_path), path
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("user,time,place\nu1,2024-03-04 08:00:00,home\n", ["field 'behavior'", "missing column"]),
+        (HEADER + "u1,yesterday,home,News\n", ["row 1", "field 'time'", "unparsable timestamp"]),
+        (HEADER + "u1,2024-03-04 08:00:00,,News\n", ["row 1", "field 'place'", "empty value"]),
+        (HEADER + "u1,2024-03-04 08:00:00,home,News\nu1,2024-03-04 09:00:00,home,News,extra\n", ["row 2", "malformed row"]),
+        (HEADER + "u1,2024-03-04 08:00:00,home,News\nu1,2024-03-04 09:00:00,home\n", ["row 2", "malformed row", "3 fields"]),
+        ("", ["the file is empty"]),
+        (HEADER, ["header but no events"]),
+        (b"user,time,place,behavior\nu1,2024-03-04 08:00:00,h\xe9me,News\n", ["row 1", "UTF-8"]),
+        (HEADER + "u1,2024-03-04T08:00:00Z,home,News\n", ["field 'time'", "marked UTC", "--assume"]),
+        (HEADER + "u1,1709539200,home,News\n", ["row 1", "field 'time'", "epoch", "--time-unit"]),
+        (HEADER + "u1,2024-03-04 08:00:00,home,News\nu1,2024-03-04T09:00:00-05:00,home,News\n", ["mix zoned", "row 1"]),
+        (HEADER + 'u1,2024-03-04 08:00:00,home,"Two\nlines"\n', ["row 1", "field 'behavior'", "line break"]),
+    ],
+    ids=["missing-column", "bad-time", "empty-value", "extra-field", "short-row", "empty", "header-only", "not-utf8",
+         "utc-marker", "epoch", "zone-mix", "newline-name"],
+)
+def test_convert_input_errors_are_one_line_and_leave_nothing(tmp_path, text, words):
+    result, path = convert(tmp_path, text)
+    line = one_line_error(result, *words)
+    assert str(path) in line
+    nothing_left(tmp_path, "mine")
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [(gzip.compress((HEADER + GOOD_ROWS).encode())[:60], ["not a readable gzip file", "truncated or corrupt"]),
+     (b"plain text, not gzip\n", ["not a readable gzip file"])],
+    ids=["truncated", "not-gzip"],
+)
+def test_broken_gzip_names_the_file(tmp_path, content, words):
+    result, path = convert(tmp_path, content, "log.csv.gz")
+    assert str(path) in one_line_error(result, *words)
+    nothing_left(tmp_path, "mine")
+
+
+def test_a_folder_an_unknown_source_and_an_escaping_name(tmp_path):
+    (tmp_path / "folder").mkdir()
+    one_line_error(cli("convert", "--dataset", "mine", "--source", str(tmp_path / "folder"), cwd=tmp_path), "is a folder")
+    line = one_line_error(cli("convert", "--dataset", "foursquare-nyk", cwd=tmp_path), "unknown source")
+    assert "foursquare-nyc" in line and "mit-placelab" in line
+    (tmp_path / "log.csv").write_text(HEADER + GOOD_ROWS)
+    one_line_error(cli("convert", "--dataset", "../escaped", "--source", str(tmp_path / "log.csv"), cwd=tmp_path), "plain folder name")
+    assert not (tmp_path / "escaped").exists()
+
+
+def immutable(path: Path) -> None:
+    """Make ``path`` unwritable even for root (the sandbox and CI run as root), or skip where the file system cannot."""
+    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"chattr +i is not supported here ({done.stderr.decode().strip()})")
+
+
+def writable(path: Path) -> None:
+    subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+
+
+def test_a_registry_that_cannot_be_written_leaves_no_data_folder(tmp_path):
+    registry = tmp_path / "data" / "dataset_info.json"
+    registry.parent.mkdir()
+    registry.write_text("{}")
+    immutable(registry)
+    try:
+        result, _ = convert(tmp_path, HEADER + GOOD_ROWS, "log.csv", "--anchor-threshold", "0.2")
+    finally:
+        writable(registry)
+    one_line_error(result, "dataset_info.json", "not permitted")
+    assert not (tmp_path / "data" / "mine").exists() and not list((tmp_path / "data").glob("mine.tmp-*"))
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path):
+    (tmp_path / "data").mkdir()
+    immutable(tmp_path / "data")
+    try:
+        result, _ = convert(tmp_path, HEADER + GOOD_ROWS, "log.csv", "--anchor-threshold", "0.2")
+    finally:
+        writable(tmp_path / "data")
+    one_line_error(result, "data", "not permitted")
+
+
+def test_timestamps_with_offsets_that_change_between_rows_give_local_wall_clock_hours(tmp_path):
+    """A DST change (-05:00 then -04:00) and several zones in one log: each row's own offset, hours as lived."""
+    rows = [f"u{u},2024-03-{9 + d:02d}T{8 + h:02d}:00:00{'-05:00' if d < 1 else '-04:00'},home,{behavior(u, d, h)}\n"
+            for u in range(6) for d in range(3) for h in range(8)]
+    rows += [f"v{u},2024-03-10T{9 + h:02d}:30:00+09:00,work,News\n" for u in range(3) for h in range(8)]
+    result, _ = convert(tmp_path, HEADER + "".join(rows), "dst.csv", "--history-len", "5", "--anchor-threshold", "0.2")
+    assert result.returncode == 0, result.stderr
+    hours = set(pd.read_parquet(tmp_path / "data" / "mine" / "train_events.parquet")["hour"])
+    assert hours <= set(range(8, 17))  # the written local hours, never shifted to UTC
+
+
+def test_utc_timestamps_with_an_offset_column_or_an_assumption(tmp_path):
+    rows = "".join(f"u{u},2024-03-0{4 + d}T{12 + h}:00:00Z,home,{behavior(u, d, h)},-300\n"
+                   for u in range(6) for d in range(3) for h in range(8))
+    result, _ = convert(tmp_path, HEADER.strip() + ",offset\n" + rows, "utc.csv", "--columns",
+                        "user=user,time=time,place=place,behavior=behavior,tz_offset=offset", "--anchor-threshold", "0.2")
+    assert result.returncode == 0, result.stderr
+    assert set(pd.read_parquet(tmp_path / "data" / "mine" / "train_events.parquet")["hour"]) <= set(range(7, 15))
+
+
+def test_exact_duplicates_are_dropped_and_counted(tmp_path):
+    result, _ = convert(tmp_path, HEADER + GOOD_ROWS + GOOD_ROWS.splitlines(keepends=True)[0] * 3, "dup.csv", "--anchor-threshold", "0.2")
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((tmp_path / "data" / "mine" / "behaviors.json").read_text())["stats"]
+    assert stats["exact_duplicates_dropped"] == 3
+
+
+def test_stages_that_need_an_earlier_stage_say_which_and_how_to_run_it(tmp_path):
+    (tmp_path / "log.csv").write_text(HEADER + GOOD_ROWS)
+    assert convert(tmp_path, HEADER + GOOD_ROWS, "log.csv", "--anchor-threshold", "0.2")[0].returncode == 0
+    model = Path(__file__).resolve().parents[1] / "models" / "tiny-llama"
+    common = ("--dataset", "mine", "--preset", "smoke", "--model", str(model))
+    one_line_error(cli("eval", *common, "--run", "b_tune", cwd=tmp_path), "has not run yet", "b_tune")
+    one_line_error(cli("b_tune", *common, cwd=tmp_path), "has not run yet", "behaviorlm select")
+    one_line_error(cli("select", *common, cwd=tmp_path), "has not run yet", "behaviorlm a-tune")
+
+
+@pytest.fixture
+def predict_root(tmp_path):
+    data = tmp_path / "data" / "toy"
+    data.mkdir(parents=True)
+    (data / "behaviors.json").write_text('{"candidates": ["Music", "News", "Taxi"], "history_len": 3}')
+    return tmp_path
+
+
+def predict(root: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    model = Path(__file__).resolve().parents[1] / "models" / "tiny-llama"
+    return cli("predict", "--dataset", "toy", "--run", "base", "--model", str(model), *args, cwd=root, stdin=stdin)
+
+
+NEXT = ("--day", "Tue", "--hour", "8", "--place", "home")
+
+
+@pytest.mark.parametrize(
+    ("events", "args", "words"),
+    [
+        (None, ["--events", "missing.csv", *NEXT], ["missing.csv", "no such file"]),
+        ("FOLDER", ["--events", "folder", *NEXT], ["folder", "is a folder"]),
+        (b"day,hour,place,behavior\nMon,7,h\xe9me,News\n", ["--events", "e.csv", *NEXT], ["e.csv", "UTF-8"]),
+        ('{"day": "Mon", "hour": 7, "place": "home", "behavior": "News"}\n[1, 2]\n', ["--events", "e.csv", *NEXT], ["row 2", "JSON object"]),
+        ("day,hour,place,behavior\nMon,7,,News\n", ["--events", "e.csv", *NEXT], ["row 1", "field 'place'", "empty value"]),
+        ("day,hour,place,behavior\n", ["--events", "e.csv", *NEXT], ["e.csv", "no events"]),
+        ("day,hour,place,behavior\nMon,7,home,News\n", ["--events", "e.csv", "--top-k", "0", *NEXT], ["--top-k"]),
+        ("day,hour,place,behavior\nMon,7,home,News\n", ["--events", "e.csv", "--top-k", "-2", *NEXT], ["--top-k"]),
+        ("day,hour,place,behavior\nMon,7,home,News\n", ["--events", "e.csv", "--day", "Monkey", "--hour", "8", "--place", "home"], ["day", "Monkey"]),
+        ("day,hour,place,behavior\nMon,7,home,News,extra\n", ["--events", "e.csv", *NEXT], ["e.csv", "malformed row"]),
+        ("day,hour,place,behavior\nMon,7,home,News\n", ["--events", "e.csv", "--dataset", "nope", *NEXT], ["data stage", "nope"]),
+    ],
+    ids=["missing", "folder", "not-utf8", "json-not-object", "empty-field", "header-only", "top-k-0", "top-k-negative",
+         "bad-day", "extra-field", "unknown-dataset"],
+)
+def test_predict_input_errors_are_one_line(predict_root, events, args, words):
+    if events == "FOLDER":
+        (predict_root / "folder").mkdir()
+    elif events is not None:
+        (predict_root / "e.csv").write_bytes(events if isinstance(events, bytes) else events.encode())
+    one_line_error(predict(predict_root, *args), *words)
+
+
+def test_predict_prints_only_the_result_on_stdout_and_warns_about_unknown_behaviors(predict_root):
+    (predict_root / "e.csv").write_text("day,hour,place,behavior\nMon,7,home,News\nMon,8,home,Yoga\n")
+    result = predict(predict_root, "--events", "e.csv", "--top-k", "2", *NEXT)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1 and len(result.stdout.split("  ")) == 2
+    assert "warning" in result.stderr and "Yoga" in result.stderr

@@ -1,0 +1,149 @@
+"""The GPU path checked on the CPU: template inference, the kit, the runner's install, DeepSpeed configs, the smoke run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+
+from behaviorlm_lf.chat_template import infer_template
+from behaviorlm_lf.errors import UserError
+
+
+def make_tiny_model(folder: Path, architecture: str) -> Path:
+    """A random model of a few layers with SmolLM2's ChatML tokenizer, of the given architecture."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(REPO_ROOT / "models" / "tiny-llama")
+    kinds = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}
+    config_class, model_class = kinds[architecture]
+    config = config_class(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    model_class(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_the_template_is_inferred_from_the_model_folder(tmp_path, tiny_model):
+    assert infer_template(tiny_model) == "smollm2"
+    assert infer_template(tiny_model_of(tmp_path, "qwen2")) == "qwen"
+    llama3 = tmp_path / "llama3"
+    llama3.mkdir()
+    (llama3 / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (llama3 / "chat_template.jinja").write_text("{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>' }}")
+    assert infer_template(llama3) == "llama3"
+    unknown = tmp_path / "unknown"
+    unknown.mkdir()
+    (unknown / "config.json").write_text(json.dumps({"model_type": "gpt_neox"}))
+    with pytest.raises(UserError, match="--template.*llama3"):
+        infer_template(unknown)
+
+
+def tiny_model_of(root: Path, architecture: str) -> Path:
+    folder = root / f"tiny-{architecture}"
+    return folder if (folder / "config.json").is_file() else make_tiny_model(folder, architecture)
+
+
+@pytest.mark.parametrize("architecture", ["llama", "qwen2"])
+def test_scorer_tokens_are_those_training_sees_with_the_inferred_template(tmp_path, architecture):
+    """Training (LlamaFactory's processor) and the scorer wrap prompts with the same template, for either model."""
+    from llamafactory.data.processor.supervised import SupervisedDatasetProcessor
+    from llamafactory.hparams import DataArguments
+
+    from behaviorlm_lf.scorer import CandidateScorer, encode_pair
+
+    folder = tiny_model_of(tmp_path, architecture)
+    template = infer_template(folder)
+    scorer = CandidateScorer(folder, template=template, device="cpu", bf16=False)
+    processor = SupervisedDatasetProcessor(scorer.template, scorer.tokenizer, None, DataArguments(template=template, cutoff_len=4096))
+    examples = {
+        "_prompt": [[{"role": "user", "content": "Next?"}]],
+        "_response": [[{"role": "assistant", "content": "Video call"}]],
+        **{key: [None] for key in ("_system", "_tools", "_images", "_videos", "_audios")},
+    }
+    batch = processor.preprocess_dataset(examples)
+    prompt_ids, answer_ids = encode_pair(scorer.template, scorer.tokenizer, "Next?", "Video call")
+    assert batch["input_ids"][0] == prompt_ids + answer_ids
+    scores = scorer.score(["Next?"], ["Video", "Video call"], progress=False)
+    assert scores.probs.shape == (1, 2)
+
+
+@pytest.mark.parametrize("zero", ["deepspeed_z2.json", "deepspeed_z3.json"])
+@pytest.mark.parametrize("stage", ["a_tune.yaml", "b_tune.yaml"])
+def test_multi_gpu_configs_parse_with_llamafactorys_own_parser(stage, zero, tmp_path):
+    """FORCE_TORCHRUN=1 with DeepSpeed ZeRO-2/3: the resolved config of each stage passes LlamaFactory's argument parser."""
+    import yaml
+
+    from behaviorlm_lf.lf_run import CONFIG_DIR, resolve
+
+    deepspeed = json.loads((CONFIG_DIR / zero).read_text())
+    assert deepspeed["zero_optimization"]["stage"] == (2 if "z2" in zero else 3)
+    resolved = resolve(CONFIG_DIR / stage, {"deepspeed": str(CONFIG_DIR / zero), "output_dir": str(tmp_path / "out"), "bf16": False})
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(resolved))
+    code = (
+        "import sys, yaml; from llamafactory.hparams.parser import _parse_train_args; "
+        "m, d, t, f, g = _parse_train_args(yaml.safe_load(open(sys.argv[1]))); "
+        "print(t.deepspeed, f.stage, f.finetuning_type)"
+    )
+    # DeepSpeed itself needs CUDA to install: a stand-in distribution lets transformers read and check the JSON
+    # against the training arguments (its "auto" values and batch sizes), which is what a config can get wrong.
+    stand_in = tmp_path / "stand_in"
+    (stand_in / "deepspeed").mkdir(parents=True)
+    (stand_in / "deepspeed" / "__init__.py").write_text("__version__ = '0.16.4'\n")
+    (stand_in / "deepspeed-0.16.4.dist-info").mkdir()
+    (stand_in / "deepspeed-0.16.4.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: deepspeed\nVersion: 0.16.4\n")
+    env = {**os.environ, "PYTHONPATH": str(stand_in), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, cwd=REPO_ROOT, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert zero in done.stdout and ("dpo" in done.stdout) == (stage == "b_tune.yaml")
+
+
+@pytest.mark.slow
+def test_the_kit_builds_and_its_install_step_works_for_the_gpu_python(tmp_path):
+    """The kit's build (pip download for Python 3.12) and the runner's offline install, on a few packages."""
+    from behaviorlm_lf import gpu_kit
+
+    shared = tmp_path / "shared"
+    (shared / gpu_kit.FOURSQUARE).parent.mkdir(parents=True)
+    (shared / gpu_kit.FOURSQUARE).write_bytes(b"check-ins")
+    manifest = gpu_kit.build(tmp_path / "kit", shared, packages=["gguf", "einops"])
+    assert {w.split("-")[0] for w in manifest["wheels"]} == {"gguf", "einops"}
+    plan = gpu_kit.carry_plan(tmp_path / "kit")
+    for carry in plan:  # each call stays under the 64 MiB a call may carry
+        size = sum(f.stat().st_size for c in carry for f in ([Path(c)] if Path(c).is_file() else Path(c).rglob("*")) if f.is_file())
+        assert size < 60 * 2**20
+    installed = gpu_kit.install(tmp_path / "kit", for_python=gpu_kit.GPU_PYTHON)
+    assert len(installed) == 2
+    site = tmp_path / "kit" / "site"
+    assert (site / "gguf").is_dir() and (site / "einops").is_dir()
+    from behaviorlm_lf.models import gguf_location
+
+    folder, name = gguf_location()
+    assert (site / gpu_kit.GGUF_PACKAGE_DIR / name).read_bytes() == (folder / name).read_bytes()
+
+
+@pytest.mark.slow
+def test_gpu_bench_fails_fast_without_a_gpu_and_runs_at_smoke_size_on_cpu(tmp_path):
+    import torch
+
+    if not torch.cuda.is_available():
+        done = subprocess.run([sys.executable, "-m", "behaviorlm_lf", "gpu-bench"], capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 2 and "no CUDA GPU" in done.stderr
+    done = subprocess.run(
+        ["make", "-C", str(REPO_ROOT), "gpu-bench", "PRESET=smoke", "DEVICE=cpu", "DATASET=default", f"ROOT={tmp_path}"],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = (tmp_path / "reports" / "benchmark" / "default" / "smoke" / "results.md").read_text()
+    for row in ("Popularity", "Markov", "SASRec", "LLM-NT", "Full fine-tuning", "BehaviorLM"):
+        assert f"| {row} |" in text
+    assert "| Context popularity |" not in text
