@@ -30,12 +30,7 @@ VARIANTS = {"dpo": (CONFIG_DIR / "b_tune.yaml", "pairs"), "sft": (CONFIG_DIR / "
 def merge(run: RunArguments, first: FirstStageArguments) -> Path:
     """The backbone with the first-stage adapter merged in (cached)."""
     layout = run.layout()
-    adapter = layout.first_stage_dir(first.first_stage)
-    if not (adapter / "adapter_model.safetensors").is_file():
-        raise MissingStageError(
-            f"the first stage ({first.first_stage})", adapter,
-            f"behaviorlm a-tune --dataset {run.dataset} --preset {run.preset} --first-stage {first.first_stage}",
-        )
+    adapter = run.first_stage_adapter(first.first_stage)
     model = run.model_dir()
     out = layout.merged_dir(first.first_stage)
     overrides = {"model_name_or_path": model, "adapter_name_or_path": adapter, "template": run.chat_template()}

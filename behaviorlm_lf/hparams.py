@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 
 import yaml
 
-from .errors import UserError
+from .errors import MissingStageError, UserError
 from .layout import FIRST_STAGES, RunLayout, Selection
 
 
@@ -54,6 +54,16 @@ class RunArguments:
             raise UserError(f"preset {self.preset!r} names no model: pass --model (MODEL=<folder>)")
         path = Path(self.model)
         return str(path if path.is_absolute() or path.exists() else Path(self.root) / path)
+
+    def first_stage_adapter(self, first_stage: str) -> Path:
+        """The first stage's adapter folder, or an error saying how to train it."""
+        adapter = self.layout().first_stage_dir(first_stage)
+        if not (adapter / "adapter_model.safetensors").is_file():
+            raise MissingStageError(
+                f"the first stage ({first_stage})", adapter,
+                f"behaviorlm a-tune --dataset {self.dataset} --preset {self.preset} --first-stage {first_stage}",
+            )
+        return adapter
 
     def trained_model(
         self, which: str, first_stage: str = "anchor_train", selection_suffix: str = "", variant: str = "dpo"

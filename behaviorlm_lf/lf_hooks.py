@@ -14,8 +14,8 @@ stored dtype and, with ``bf16: true``, trains under autocast, which casts every
 float32 weight to bf16 again at every matmul of every step. LoRA only trains the
 adapter (kept in float32 by LlamaFactory), so the hook stores the frozen base
 weights in bf16 once after loading: the matmuls are the same bf16 matmuls,
-without the copies (1.3x on a 2-core Zen 5, whose bf16 units run matmuls 3x
-faster than float32).
+without the copies (1.3x on this project's 2-core CPU, whose bf16 units run
+matmuls about 3x faster than float32).
 
 **Labelled positions only.** The hook asks the model for the logits of the labelled positions only, through
 transformers' own ``logits_to_keep`` argument (an index tensor of positions),

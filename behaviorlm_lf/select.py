@@ -34,7 +34,7 @@ import pandas as pd
 from sklearn.cluster import kmeans_plusplus
 
 from .cache import run_stage
-from .errors import MissingStageError, user_errors_exit
+from .errors import user_errors_exit
 from .fileio import atomic_output, read_jsonl
 from .hparams import FirstStageArguments, RunArguments, SelectArguments, parse
 from .layout import RunLayout
@@ -101,12 +101,7 @@ def score_pool(run: RunArguments, first: FirstStageArguments, embed: str = "samp
     from .scorer import CandidateScorer
 
     layout = run.layout()
-    adapter = layout.first_stage_dir(first.first_stage)
-    if not (adapter / "adapter_model.safetensors").is_file():
-        raise MissingStageError(
-            f"the first stage ({first.first_stage})", adapter,
-            f"behaviorlm a-tune --dataset {run.dataset} --preset {run.preset} --first-stage {first.first_stage}",
-        )
+    adapter = run.first_stage_adapter(first.first_stage)
     model = run.model_dir()
     inputs = {
         "pool": layout.set_file("pool"),
