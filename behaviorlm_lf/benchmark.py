@@ -84,7 +84,10 @@ class SeedRunner:
         self.times: list[dict] = []
 
     def timed(self, row: str, stage: str, fn: Callable, *args, **kwargs):
-        """Run a stage; record its wall time and, on a GPU, its memory peak (in this process or LlamaFactory's)."""
+        """Run a stage; record its wall time and memory peaks: resident memory (this process so far, or the
+        LlamaFactory process that trained) and, on a GPU, GPU memory."""
+        import resource
+
         import torch
 
         if torch.cuda.is_available():
@@ -92,10 +95,12 @@ class SeedRunner:
         started = time.time()
         result = fn(*args, **kwargs)
         record = {"row": row, "stage": stage, "seconds": time.time() - started, "seed": self.run.seed}
+        manifest = Path(result) / "manifest.json" if isinstance(result, Path) else None
+        built = json.loads(manifest.read_text())["result"] if manifest and manifest.is_file() else {}
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        record["peak_rss_gib"] = max(own, built.get("peak_rss_bytes", 0)) / 2**30
         if torch.cuda.is_available():
-            manifest = Path(result) / "manifest.json" if isinstance(result, Path) else None
-            trained = json.loads(manifest.read_text())["result"].get("gpu_peak_bytes", 0) if manifest and manifest.is_file() else 0
-            record["gpu_peak_gib"] = max(torch.cuda.max_memory_allocated(), trained) / 2**30
+            record["gpu_peak_gib"] = max(torch.cuda.max_memory_allocated(), built.get("gpu_peak_bytes", 0)) / 2**30
         self.times.append(record)
         return result
 
@@ -204,11 +209,14 @@ def write_results(out: Path, rows: dict[str, list[Path]], times: pd.DataFrame, v
         ):
             text += [f"\n## {title}\n\n", markdown_table(frame[frame["name"].isin(names)] if len(frame) else frame, names)]
     gpu = "gpu_peak_gib" in times.columns
-    columns = ["seconds"] + (["gpu_peak_gib"] if gpu else [])
-    stage_times = times.groupby(["row", "stage"], sort=False)[columns].mean().reset_index() if len(times) else times
-    text += ["\n## Wall time per stage (seconds, mean over seeds)" + (" and GPU memory peak" if gpu else "") + "\n\n",
-             "| Row | Stage | Seconds |" + (" GPU peak (GiB) |" if gpu else "") + "\n|---|---|---|" + ("---|" if gpu else "") + "\n"]
-    text += [f"| {r.row} | {r.stage} | {r.seconds:.0f} |" + (f" {r.gpu_peak_gib:.1f} |" if gpu else "") + "\n" for r in stage_times.itertuples()]
+    columns = ["seconds", "peak_rss_gib"] + (["gpu_peak_gib"] if gpu else [])
+    stage_times = times.groupby(["row", "stage"], sort=False)[columns].max().reset_index() if len(times) else times
+    text += ["\n## Wall time and memory per stage (seconds: the slowest seed; resident memory of the process that ran "
+             "it: this one so far, or LlamaFactory's" + ("; GPU memory" if gpu else "") + ")\n\n",
+             "| Row | Stage | Seconds | Peak RSS (GiB) |" + (" GPU peak (GiB) |" if gpu else "") + "\n|---|---|---|---|"
+             + ("---|" if gpu else "") + "\n"]
+    text += [f"| {r.row} | {r.stage} | {r.seconds:.0f} | {r.peak_rss_gib:.1f} |" + (f" {r.gpu_peak_gib:.1f} |" if gpu else "") + "\n"
+             for r in stage_times.itertuples()]
     total = times["seconds"].sum() if len(times) else 0
     text.append(f"\nTotal: {total:.0f} s.\n\n![](fig1a_frequency.png)\n![](fig1c_groups.png)\n")
     with atomic_output(out) as tmp:

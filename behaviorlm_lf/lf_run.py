@@ -82,13 +82,16 @@ def run_llamafactory(
         for line in process.stdout:
             log.write(line)
             sys.stderr.write(line)
-        returncode = process.wait()
+        _, status, usage = os.wait4(process.pid, 0)  # this process's own resources, for the memory report
+        returncode = os.waitstatus_to_exitcode(status)
+        process.returncode = returncode
     if returncode != 0:
         raise UserError(f"llamafactory-cli {command} failed with exit code {returncode}; see {output_dir / 'llamafactory.log'}")
     running.unlink()
     for checkpoint in output_dir.glob("checkpoint-*"):
         shutil.rmtree(checkpoint)
-    return {"wall_seconds": round(time.time() - started, 1), **read_metrics(output_dir)}
+    peak_rss = usage.ru_maxrss * 1024  # kilobytes on Linux
+    return {"wall_seconds": round(time.time() - started, 1), "peak_rss_bytes": peak_rss, **read_metrics(output_dir)}
 
 
 def read_metrics(output_dir: Path) -> dict:

@@ -29,6 +29,7 @@ def test_smoke_benchmark_writes_every_table_with_intervals_claims_and_figures(sm
         assert (out / figure).stat().st_size > 1000
     times = pd.read_csv(out / "stage_times.csv")
     assert {"first stage", "select", "b_tune", "eval", "data"} <= set(times["stage"])
+    assert (times["peak_rss_gib"] > 0).all()
     # the full fine-tuning row trains without the auxiliary corpus; w/o A-Tuning starts B-Tuning from it
     layout = smoke.layout()
     full = layout.run_dir / "Full_fine-tuning"
@@ -41,7 +42,7 @@ def test_report_written_mid_run_marks_rows_not_yet_run(tmp_path):
     """An interrupted benchmark still leaves a readable report of what it measured."""
     from behaviorlm_lf.benchmark import write_results
 
-    times = pd.DataFrame([{"row": "Popularity", "stage": "fit+eval", "seconds": 1.0, "seed": 0}])
+    times = pd.DataFrame([{"row": "Popularity", "stage": "fit+eval", "seconds": 1.0, "seed": 0, "peak_rss_gib": 1.0}])
     meta = {"dataset": "x", "preset": "smoke", "seeds": [0], "model": "m", "command": "c", "machine": "cpu",
             "natural_n": 1, "balanced_n": 1}
     vocabulary = {"behaviors": [{"freq": 0.9}, {"freq": 0.1}], "anchor_threshold": 0.01}
