@@ -229,3 +229,12 @@ def test_predict_prints_only_the_result_on_stdout_and_warns_about_unknown_behavi
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 1 and len(result.stdout.split("  ")) == 2
     assert "warning" in result.stderr and "Yoga" in result.stderr
+
+
+def test_epoch_seconds_are_read_with_time_unit_and_an_offset_column(tmp_path):
+    start = 1709539200  # 2024-03-04 08:00 UTC
+    rows = "".join(f"u{u},{start + (d * 24 + h) * 3600},home,{behavior(u, d, h)},60\n" for u in range(6) for d in range(3) for h in range(8))
+    result, _ = convert(tmp_path, HEADER.strip() + ",offset\n" + rows, "epoch.csv", "--time-unit", "s", "--columns",
+                        "user=user,time=time,place=place,behavior=behavior,tz_offset=offset", "--anchor-threshold", "0.2")
+    assert result.returncode == 0, result.stderr
+    assert set(pd.read_parquet(tmp_path / "data" / "mine" / "train_events.parquet")["hour"]) == set(range(9, 17))  # UTC + 1 h
