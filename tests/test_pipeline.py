@@ -60,9 +60,13 @@ def test_first_dpo_step_reference_is_the_a_tuned_model(pipeline):
     assert first["step"] == 1
     assert first["rewards/chosen"] == pytest.approx(0.0, abs=1e-6)
     assert first["rewards/rejected"] == pytest.approx(0.0, abs=1e-6)
-    batch = read_jsonl(layout.set_file("pairs"))[:4]  # the first micro-batch (4 pairs) is logged at step 1
+    config = yaml.safe_load((adapter / "llamafactory_train.yaml").read_text())
+    # step 1 logs the mean over its micro-batches: the first batch x accumulation pairs, in any order
+    step_pairs = config["per_device_train_batch_size"] * config["gradient_accumulation_steps"]
+    batch = read_jsonl(layout.set_file("pairs"))[:step_pairs]
+    assert len(batch) == step_pairs
     candidates = json.loads(layout.behaviors_file.read_text())["candidates"]
-    bf16 = yaml.safe_load((adapter / "llamafactory_train.yaml").read_text())["bf16"]
+    bf16 = config["bf16"]
     scorer = CandidateScorer(run.model, adapter_dir=layout.first_stage_dir(), bf16=bf16)
     scores = scorer.score([p["instruction"] for p in batch], candidates)
     rows = np.arange(len(batch))
