@@ -5,9 +5,8 @@ that size needs; never the method. Each is a dict keyed by a dataclass's
 ``preset_key``.
 
 ``smoke``: the tiny random model and a few dozen samples, for tests (a minute).
-``cpu``: SmolLM2-135M on a 2-core CPU, sized from the measured learning curve
-(``docs/learning_curve.md``): the demo in under an hour, the benchmark's main rows in
-under three hours per seed.
+``cpu``: SmolLM2-135M on a 2-core CPU, sized so that one A-Tuning epoch over 1,000
+samples fits in half an hour (the README's measured demo gives the times and results).
 ``gpu``: the paper's settings for an 8B-class model folder you provide (``MODEL=``).
 ``gpu-bench``: SmolLM2-135M at sizes a CPU cannot reach, for one GPU in minutes (``make gpu-bench``).
 """
@@ -18,7 +17,8 @@ from .errors import UserError
 
 SMOLLM2 = "models/SmolLM2-135M-Instruct"
 # A 135M backbone learns from a thousand samples only with a learning rate ten times the paper's 1e-4 (which
-# is for an 8B model over thousands of steps) and a wider adapter: see docs/learning_curve.md.
+# is for an 8B model over thousands of steps) and a wider adapter; in bf16, updates at 1e-4 are also partly lost
+# to rounding (README, "Speed on this machine").
 SMALL_MODEL_A_TUNE = {"learning_rate": 1.0e-3, "lora_rank": 16, "lora_alpha": 32}
 SMALL_MODEL_B_TUNE = {"learning_rate": 2.0e-4, "lora_rank": 16, "lora_alpha": 32}
 

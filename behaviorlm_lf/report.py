@@ -97,6 +97,27 @@ def claims_lines(rows: dict[str, Sequence[Path]], checks: Sequence[tuple[str, st
     return lines
 
 
+def collapse_lines(rows: dict[str, Sequence[Path]], share: float = 0.9) -> list[str]:
+    """A warning for each model that gives one answer to ``share`` or more of the balanced test prompts.
+
+    Such a model's per-group accuracies are an artefact (every class but one at 0, that one
+    at 100%), so a claim it enters can "hold" without a model that predicts; the line says so.
+    """
+    lines = []
+    for name, dirs in rows.items():
+        for folder in dirs:
+            predictions = Path(folder) / "predictions_balanced.csv"
+            if not predictions.is_file():
+                continue
+            counts = pd.read_csv(predictions)["prediction"].value_counts(normalize=True)
+            if len(counts) and counts.iloc[0] >= share:
+                lines.append(
+                    f"- **collapsed**: {name} answers {counts.index[0]!r} to {counts.iloc[0]:.0%} of the balanced test "
+                    "prompts; its group accuracies, and the claims it enters, describe that one answer\n"
+                )
+    return lines
+
+
 BEHAVIORLM, A_TUNED = "B-tuned (BehaviorLM)", "A-tuned"
 # What the demo is for: the B-tuned model against the sequence baselines, and what B-Tuning adds to A-Tuning.
 DEMO_CHECKS = [
@@ -183,7 +204,8 @@ def report(run, first, sel, hp) -> Path:
         f"{sizes['anchor_train']} anchor samples (A-Tuning) and the selected pairs (B-Tuning); the baselines on every "
         "event of the training users.\n"
     )
-    claims = claims_lines(rows, DEMO_CHECKS)
+    llm_rows = {name: rows[name] for name in ("LLM-NT (backbone)", A_TUNED, BEHAVIORLM)}
+    claims = claims_lines(rows, DEMO_CHECKS) + collapse_lines(llm_rows)
     out = layout.report_dir("summary")
     frame = write_summary(out, rows, list(rows), vocabulary["behaviors"], vocabulary["anchor_threshold"], intro, claims)
     print("\n" + markdown_table(frame, list(rows)) + "\n" + "".join(claims) + f"\nreport: {out / 'summary.md'}")

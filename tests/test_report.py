@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from behaviorlm_lf.metrics import PAPER_METRICS
-from behaviorlm_lf.report import claim, claims_lines, markdown_table, summary_frame
+from behaviorlm_lf.report import claim, claims_lines, collapse_lines, markdown_table, summary_frame
 
 
 def fake_report(folder, tail_replicates, value=None):
@@ -50,3 +50,16 @@ def test_summary_table_carries_each_metric_with_its_bounds(tmp_path):
     table = markdown_table(frame, ["one", "absent"])
     assert "| one | 50.0 [50.0, 50.0] |" in table and "| absent | not run yet |" in table
     assert isinstance(frame, pd.DataFrame)
+
+
+def test_a_model_giving_one_answer_to_the_balanced_set_is_flagged(tmp_path):
+    """The cpu demo's first B-Tuning answered one rare behavior everywhere and its Tail claim still "held"."""
+    collapsed, healthy = tmp_path / "collapsed", tmp_path / "healthy"
+    for folder, predictions in ((collapsed, ["Alarm"] * 19 + ["Email"]), (healthy, ["Alarm", "Email"] * 10)):
+        folder.mkdir()
+        pd.DataFrame({"label": ["Alarm", "Email"] * 10, "prediction": predictions}).to_csv(folder / "predictions_balanced.csv")
+    lines = collapse_lines({"B": [collapsed], "A": [healthy], "no predictions": [tmp_path]})
+    assert lines == [
+        "- **collapsed**: B answers 'Alarm' to 95% of the balanced test prompts; its group accuracies, and the claims "
+        "it enters, describe that one answer\n"
+    ]
