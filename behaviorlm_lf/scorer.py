@@ -145,8 +145,9 @@ class CandidateScorer:
 
     Precision follows :mod:`behaviorlm_lf.hardware` (``bf16=None``) or is forced. On a GPU, bf16
     means bf16 weights. On a CPU it means float32 weights under bf16 autocast: the matmuls run on
-    the bf16 units while norms, residual sums and the log-softmax stay in float32, which keeps the
-    argmax of the float32 scorer (bf16 weights and activations throughout flip near-ties) and
+    the bf16 units while norms, residual sums and the log-softmax stay in float32, which flips fewer
+    near-ties than bf16 weights and activations throughout (still 7% of the backbone's argmaxes
+    on the cpu test sets: README, "Speed on this machine"; ``BEHAVIORLM_PRECISION=fp32`` for exact float32) and
     measured no slower than bf16 weights on this project's 2-core CPU.
     """
 
