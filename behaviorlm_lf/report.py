@@ -192,6 +192,7 @@ def report(run, first, sel, hp) -> Path:
     for name, which in (("LLM-NT (backbone)", "base"), (A_TUNED, "a_tune"), (BEHAVIORLM, "b_tune")):
         model, adapter = run.trained_model(which, first.first_stage, sel.suffix(), hp.variant)
         rows[name] = [evaluate(run, model, adapter, which if which != "b_tune" else adapter.name)]
+    llm_rows = dict(rows)
     for name, method in (("Popularity", "popularity"), ("Markov", "markov"), ("SASRec", "sasrec")):
         rows[name] = [run_baseline(run, BaselineArguments(method=method))]
     vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
@@ -204,7 +205,6 @@ def report(run, first, sel, hp) -> Path:
         f"{sizes['anchor_train']} anchor samples (A-Tuning) and the selected pairs (B-Tuning); the baselines on every "
         "event of the training users.\n"
     )
-    llm_rows = {name: rows[name] for name in ("LLM-NT (backbone)", A_TUNED, BEHAVIORLM)}
     claims = claims_lines(rows, DEMO_CHECKS) + collapse_lines(llm_rows)
     out = layout.report_dir("summary")
     frame = write_summary(out, rows, list(rows), vocabulary["behaviors"], vocabulary["anchor_threshold"], intro, claims)
