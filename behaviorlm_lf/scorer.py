@@ -144,11 +144,12 @@ class CandidateScorer:
     """Scores prompts against a candidate set with a (optionally LoRA-merged) causal LM.
 
     Precision follows :mod:`behaviorlm_lf.hardware` (``bf16=None``) or is forced. On a GPU, bf16
-    means bf16 weights. On a CPU it means float32 weights under bf16 autocast: the matmuls run on
-    the bf16 units while norms, residual sums and the log-softmax stay in float32, which flips fewer
-    near-ties than bf16 weights and activations throughout (still 7% of the backbone's argmaxes
-    on the cpu test sets: README, "Speed on this machine"; ``BEHAVIORLM_PRECISION=fp32`` for exact float32) and
-    measured no slower than bf16 weights on this project's 2-core CPU.
+    means bf16 weights. On a CPU it means float32 weights under bf16 autocast: the decoder's matmuls
+    run on the bf16 units while norms, residual sums and the log-softmax stay in float32, measured no
+    slower than bf16 weights on this project's 2-core CPU. The LM head runs in float32 either way: its
+    bf16 output rounds logits of size 20 to steps of 0.125, which flipped 4% of a tuned model's argmaxes
+    (none with a float32 head; README, "Speed on this machine"), for a few percent of the time.
+    ``BEHAVIORLM_PRECISION=fp32`` scores in float32 throughout.
     """
 
     def __init__(
@@ -178,6 +179,10 @@ class CandidateScorer:
 
             model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
         self.model = model.to(self.device).eval()
+        head = self.model.get_output_embeddings()
+        # float32 views of the LM head; a copy only where the weights are bf16 (a GPU)
+        self.head_weight = head.weight.float()
+        self.head_bias = None if getattr(head, "bias", None) is None else head.bias.float()
         self.batch_size = batch_size or self._batch_size_for_device()
 
     def _batch_size_for_device(self) -> int:
@@ -206,12 +211,12 @@ class CandidateScorer:
         ids, pos, mask = (x.to(self.device) for x in _pack(prompts, block, self.tokenizer.pad_token_id))
         with self.autocast():
             hidden = self.model.get_decoder()(input_ids=ids, attention_mask=mask, position_ids=pos).last_hidden_state
-            start = ids.shape[1] - len(block)  # first candidate column
-            # The LM head only on the positions that predict an answer token, not the whole sequence.
-            logits = self.model.get_output_embeddings()(hidden[:, start + block.src.to(self.device)])
+        start = ids.shape[1] - len(block)  # first candidate column
+        # The LM head only on the positions that predict an answer token, not the whole sequence, in float32.
+        logits = F.linear(hidden[:, start + block.src.to(self.device)].float(), self.head_weight, self.head_bias)
         targets = block.targets.to(self.device).expand(len(prompts), -1)
         # One fused log-softmax + gather pass over the vocabulary (a third of the time of gather - logsumexp).
-        token_lp = -F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none").view(targets.shape)
+        token_lp = -F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(targets.shape)
         lp = torch.zeros(len(prompts), block.num, dtype=torch.float64, device=self.device)
         lp.index_add_(1, block.owner.to(self.device), token_lp.double())
         if pooled is None:
@@ -264,9 +269,13 @@ class CandidateScorer:
                 if emb is not None:
                     embeddings[idx] = emb.numpy()
                 bar.update(len(idx))
-        probs = np.exp(logprobs - logprobs.max(1, keepdims=True))
-        probs /= probs.sum(1, keepdims=True)
-        return ScoreResult(logprobs, probs, logprobs.argmax(1), embeddings)
+        return ScoreResult(logprobs, candidate_probs(logprobs), logprobs.argmax(1), embeddings)
+
+
+def candidate_probs(logprobs: np.ndarray) -> np.ndarray:
+    """Each prompt's probabilities renormalised over the candidate set (the answer is one of them)."""
+    probs = np.exp(logprobs - logprobs.max(1, keepdims=True))
+    return probs / probs.sum(1, keepdims=True)
 
 
 @torch.inference_mode()
