@@ -42,9 +42,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .cache import run_stage
 from .errors import BadInputError, MissingStageError, user_errors_exit
 from .hparams import RunArguments, parse
-from .metrics import label_indexes, write_report
+from .metrics import PAPER_METRICS, label_indexes, write_report
 
 logger = logging.getLogger(__name__)
 
@@ -494,33 +495,44 @@ class BaselineArguments:
 
 
 def run_baseline(run: RunArguments, args: BaselineArguments) -> Path:
-    """Fit the baseline on the training split, score both test sets and write the report; returns its folder."""
+    """Fit the baseline on the training split, score both test sets and write the report; returns its folder (cached).
+
+    A cached stage like the LLM's evaluations: ``report`` and ``benchmark`` call this on every run, and SASRec's
+    fit alone takes minutes on a CPU, so an unchanged data set, method and seed reuses the report.
+    """
     layout = run.layout()
     if not layout.behaviors_file.is_file():
         raise MissingStageError("the data stage", layout.data_dir, f"behaviorlm data --dataset {run.dataset} --preset {run.preset}")
-    vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
-    candidates, behaviors = vocabulary["candidates"], vocabulary["behaviors"]
-    started = time.perf_counter()
-    train, valid = (read_events(layout.set_file(f"{split}_events", ".parquet"), candidates) for split in ("train", "valid"))
-    tests = {name: read_set(layout.set_file(name, ".parquet"), candidates) for name in TEST_SETS}
-    logger.info("read %s: %d training events, %d validation events", layout.data_dir, len(train), len(valid))
-    model = make_baseline(args.method, candidates, seed=run.seed, epochs=args.epochs, history_len=vocabulary["history_len"])
-    fit_started = time.perf_counter()
-    model.fit(train, valid)
-    fit_seconds = time.perf_counter() - fit_started
-    logger.info("fit %s on %d events in %.1fs %s", args.method, len(train), fit_seconds, model.fit_info_)
-    scores = {name: (frame["label"].tolist(), model.predict_proba(frame)) for name, frame in tests.items()}
-    extra = {
-        "dataset": layout.data_name,
-        "seed": run.seed,
-        "train_events": len(train),
-        "llm_train_samples": vocabulary["stats"]["set_sizes"]["all_train"],
-        "fit_seconds": round(fit_seconds, 3),
-        **model.fit_info_,
-    }
+    events = {split: layout.set_file(f"{split}_events", ".parquet") for split in ("train", "valid")}
+    inputs = {"behaviors": layout.behaviors_file} | {f"events:{k}": v for k, v in events.items()}
+    inputs |= {f"set:{name}": layout.set_file(name, ".parquet") for name in TEST_SETS}
+
+    def build(tmp: Path) -> dict:
+        vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
+        candidates, behaviors = vocabulary["candidates"], vocabulary["behaviors"]
+        train, valid = (read_events(events[split], candidates) for split in ("train", "valid"))
+        tests = {name: read_set(layout.set_file(name, ".parquet"), candidates) for name in TEST_SETS}
+        logger.info("read %s: %d training events, %d validation events", layout.data_dir, len(train), len(valid))
+        model = make_baseline(args.method, candidates, seed=run.seed, epochs=args.epochs, history_len=vocabulary["history_len"])
+        fit_started = time.perf_counter()
+        model.fit(train, valid)
+        fit_seconds = time.perf_counter() - fit_started
+        logger.info("fit %s on %d events in %.1fs %s", args.method, len(train), fit_seconds, model.fit_info_)
+        scores = {name: (frame["label"].tolist(), model.predict_proba(frame)) for name, frame in tests.items()}
+        extra = {
+            "dataset": layout.data_name,
+            "seed": run.seed,
+            "train_events": len(train),
+            "llm_train_samples": vocabulary["stats"]["set_sizes"]["all_train"],
+            "fit_seconds": round(fit_seconds, 3),
+            **model.fit_info_,
+        }
+        metrics = write_report(tmp, args.method, scores["test_natural"], scores["test_balanced"], candidates, behaviors, extra)
+        return {k: metrics[k] for k in PAPER_METRICS}
+
     out_dir = layout.report_dir(args.method)
-    write_report(out_dir, args.method, scores["test_natural"], scores["test_balanced"], candidates, behaviors, extra)
-    logger.info("%s done in %.1fs", args.method, time.perf_counter() - started)
+    config = {"method": args.method, "epochs": args.epochs, "seed": run.seed}
+    run_stage(f"baseline:{args.method}", out_dir, inputs, config, build, code=__name__)
     return out_dir
 
 

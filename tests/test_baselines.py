@@ -189,6 +189,23 @@ def test_cli_writes_the_six_paper_metrics(smoke, method):
     assert metrics["extra"]["train_events"] > metrics["extra"]["llm_train_samples"] > 0 and metrics["extra"]["seed"] == 0
 
 
+def test_a_fitted_baseline_is_reused_until_its_data_or_settings_change(smoke, monkeypatch):
+    """report and benchmark refit every baseline on each run unless the baseline is a cached stage."""
+    from behaviorlm_lf import baselines
+
+    first = baselines.run_baseline(smoke, baselines.BaselineArguments(method="markov"))
+    fitted = (first / "metrics.json").read_text()
+
+    def no_refit(*args, **kwargs):
+        raise AssertionError("refit although nothing changed")
+
+    monkeypatch.setattr(baselines, "make_baseline", no_refit)
+    assert (baselines.run_baseline(smoke, baselines.BaselineArguments(method="markov")) / "metrics.json").read_text() == fitted
+    with pytest.raises(AssertionError, match="refit"):  # other settings are another fit
+        baselines.run_baseline(smoke, baselines.BaselineArguments(method="markov", epochs=3))
+    assert (first / "metrics.json").read_text() == fitted  # and the failed rebuild left the finished report alone
+
+
 def test_a_simple_context_model_beats_popularity_on_the_tail_of_the_embedded_data(tmp_path, tiny_model):
     """The simulator's rare behaviors have triggers a sample shows: context alone already finds some."""
     from conftest import convert_smoke, smoke_run
