@@ -510,7 +510,7 @@ def run_baseline(run: RunArguments, args: BaselineArguments) -> Path:
     def build(tmp: Path) -> dict:
         vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
         candidates, behaviors = vocabulary["candidates"], vocabulary["behaviors"]
-        train, valid = (read_events(events[split], candidates) for split in ("train", "valid"))
+        train, valid = (read_events(path, candidates) for path in events.values())
         tests = {name: read_set(layout.set_file(name, ".parquet"), candidates) for name in TEST_SETS}
         logger.info("read %s: %d training events, %d validation events", layout.data_dir, len(train), len(valid))
         model = make_baseline(args.method, candidates, seed=run.seed, epochs=args.epochs, history_len=vocabulary["history_len"])

@@ -86,12 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     }
     for scorer in scorers.values():
         scorer.score(prompts[:2], candidates, progress=False)  # warm-up, untimed
-    passes = {
-        "float32": lambda chunk: scorers["float32"].score(chunk, candidates, progress=False).logprobs,
-        "ours": lambda chunk: scorers["ours"].score(chunk, candidates, progress=False).logprobs,
-        "prompt pass": lambda chunk: prompt_pass(scorers["ours"], chunk, candidates[0]),
-    }
-    logprobs = {"float32": [], "ours": []}
+    passes = {name: (lambda chunk, scorer=scorer: scorer.score(chunk, candidates, progress=False).logprobs) for name, scorer in scorers.items()}
+    passes["prompt pass"] = lambda chunk: prompt_pass(scorers["ours"], chunk, candidates[0])
+    logprobs = {name: [] for name in scorers}
     seconds = dict.fromkeys(passes, 0.0)
     chunk_size = 5 * args.batch_size
     for start in tqdm(range(0, n, chunk_size), unit="chunk", desc="bench-score"):
