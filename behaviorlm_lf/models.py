@@ -68,6 +68,23 @@ def _align_special_tokens(model, tokenizer) -> None:
         config.bos_token_id = tokenizer.bos_token_id
 
 
+def _drop_dequantized_gguf_quantizer(model) -> None:
+    """Make a model loaded from the GGUF saveable as an ordinary checkpoint.
+
+    Newer transformers (5.17 on the GPU image) attach their GGUF quantizer even to a
+    model they dequantized at load, and ``save_pretrained`` refuses any model that
+    carries it. The weights are then plain float tensors: dropping the quantizer
+    saves exactly them. Weights still packed in GGUF blocks are an error.
+    """
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is None:
+        return
+    packed = [name for name, p in model.named_parameters() if not p.dtype.is_floating_point]
+    if packed:
+        raise UserError(f"the GGUF loaded with weights still packed ({packed[0]}, ...): cannot write a float checkpoint")
+    quantizer.remove_quantization_config(model)
+
+
 def make_default(out_dir: Path = DEFAULT_MODEL_DIR) -> Path:
     """Dequantise the shipped GGUF into a float32 Hugging Face folder (once)."""
     if (out_dir / "config.json").is_file():
@@ -81,6 +98,7 @@ def make_default(out_dir: Path = DEFAULT_MODEL_DIR) -> Path:
     tokenizer = load_gguf_tokenizer()
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
     _align_special_tokens(model, tokenizer)
+    _drop_dequantized_gguf_quantizer(model)
     with atomic_output(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -114,6 +132,7 @@ def make_tiny(out_dir: Path = TINY_MODEL_DIR, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     _align_special_tokens(model, tokenizer)
+    _drop_dequantized_gguf_quantizer(model)
     with atomic_output(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -107,6 +107,41 @@ def test_multi_gpu_configs_parse_with_llamafactorys_own_parser(stage, zero, tmp_
     assert zero in done.stdout and ("dpo" in done.stdout) == (stage == "b_tune.yaml")
 
 
+def test_a_dequantized_gguf_model_that_still_carries_its_quantizer_saves_as_a_plain_checkpoint(tmp_path, tiny_model):
+    """transformers 5.17 (the GPU image's) keeps its GGUF quantizer on a model it dequantized at load, and
+    save_pretrained refuses such a model; the conversion drops it and saves the same weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.quantizers.base import HfQuantizer
+
+    from behaviorlm_lf.models import _drop_dequantized_gguf_quantizer
+
+    class DequantizedGguf(HfQuantizer):  # what the GPU image attaches: not serializable
+        def is_serializable(self, safe_serialization=None):
+            return False
+
+        @property
+        def is_trainable(self):
+            return False
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    model.hf_quantizer = DequantizedGguf(type("GgufConfig", (), {"quant_method": "gguf"})())
+    with pytest.raises(ValueError, match="not serializable"):
+        model.save_pretrained(tmp_path / "refused")
+    _drop_dequantized_gguf_quantizer(model)
+    model.save_pretrained(tmp_path / "saved")
+    saved = AutoModelForCausalLM.from_pretrained(tmp_path / "saved")
+    for (name, weight), (_, again) in zip(model.state_dict().items(), saved.state_dict().items(), strict=True):
+        assert torch.equal(weight, again), name
+
+    packed = AutoModelForCausalLM.from_pretrained(tiny_model)
+    packed.hf_quantizer = model_quantizer = DequantizedGguf(type("GgufConfig", (), {"quant_method": "gguf"})())
+    packed.model.norm.weight = torch.nn.Parameter(torch.zeros(32, dtype=torch.uint8), requires_grad=False)
+    with pytest.raises(UserError, match="still packed"):
+        _drop_dequantized_gguf_quantizer(packed)
+    assert packed.hf_quantizer is model_quantizer
+
+
 @pytest.mark.slow
 def test_the_kit_builds_and_its_install_step_works_for_the_gpu_python(tmp_path):
     """The kit's build (pip download for Python 3.12) and the runner's offline install, on a few packages."""
