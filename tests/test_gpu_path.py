@@ -148,9 +148,12 @@ def test_the_kit_builds_and_its_install_step_works_for_the_gpu_python(tmp_path):
     from behaviorlm_lf import gpu_kit
 
     shared = tmp_path / "shared"
-    (shared / gpu_kit.FOURSQUARE).parent.mkdir(parents=True)
-    (shared / gpu_kit.FOURSQUARE).write_bytes(b"check-ins")
+    for name in gpu_kit.SHARED_FILES:
+        (shared / name).parent.mkdir(parents=True)
+        (shared / name).write_bytes(name.name.encode())
     manifest = gpu_kit.build(tmp_path / "kit", shared, packages=["gguf", "einops"])
+    for name in gpu_kit.SHARED_FILES:  # the check-ins and gpu-bench's auxiliary corpus travel in the kit
+        assert (tmp_path / "kit" / "data" / name).read_bytes() == name.name.encode()
     assert {w.split("-")[0] for w in manifest["wheels"]} == {"gguf", "einops"}
     plan = gpu_kit.carry_plan(tmp_path / "kit")
     for carry in plan:  # each call stays under the 64 MiB a call may carry
@@ -182,3 +185,13 @@ def test_gpu_bench_fails_fast_without_a_gpu_and_runs_at_smoke_size_on_cpu(tmp_pa
     for row in ("Popularity", "Markov", "SASRec", "LLM-NT", "Full fine-tuning", "BehaviorLM"):
         assert f"| {row} |" in text
     assert "| Context popularity |" not in text
+    # A-Tuning mixes in the shared alpaca corpus where there is one (the kit's data where the kit was built, as the
+    # Makefile picks, else the shared folder beside ROOT), else the built-in corpus
+    from behaviorlm_lf.aux_corpus import BUILTIN_CORPUS
+    from behaviorlm_lf.convert import shared_data
+    from behaviorlm_lf.gpu_kit import ALPACA, KIT
+
+    kit_data = REPO_ROOT / KIT / "data"
+    alpaca = (kit_data if kit_data.is_dir() else shared_data(tmp_path)) / ALPACA
+    a_tune = json.loads((tmp_path / "saves" / "default" / "smoke" / "BehaviorLM" / "a_tune" / "manifest.json").read_text())
+    assert a_tune["result"]["aux"]["corpus"] == str(alpaca if alpaca.is_file() else BUILTIN_CORPUS)
