@@ -68,9 +68,8 @@ class BenchmarkArguments:
     f_values: list[int] = field(default_factory=lambda: [5, 10, 20], metadata={"help": "the F sweep (Fig. 3b)"})
     epsilons: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2], metadata={"help": "Table 5's sweep"})
     thresholds: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02], metadata={"help": "Table 6's sweep"})
-    aux: Path | None = field(
-        default=None, metadata={"help": "auxiliary corpus of the rows that mix one in (default: the built-in corpus)"}
-    )
+    # the corpus of every row that mixes one in; the same flag and meaning as a-tune's
+    aux: Path | None = field(default=None, metadata={"help": "alpaca or sharegpt file (default: the built-in corpus)"})
 
 
 def slug(row: str) -> str:
