@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     if run.model and run.model.endswith(DEFAULT_MODEL_DIR.name) and not (run.layout().models_dir / DEFAULT_MODEL_DIR.name).is_dir():
         make_default(run.layout().models_dir / DEFAULT_MODEL_DIR.name)
     bench = dataclasses.replace(bench, rows="main", baselines=BASELINES)
-    if bench.aux is None and (shared_data(run.root) / ALPACA).is_file():
-        bench = dataclasses.replace(bench, aux=shared_data(run.root) / ALPACA)
+    alpaca = shared_data(run.root) / ALPACA
+    if bench.aux is None and alpaca.is_file():
+        bench = dataclasses.replace(bench, aux=alpaca)
     logger.info("auxiliary corpus: %s", bench.aux or "the built-in corpus")
     out = benchmark(run, data, bench, command="behaviorlm gpu-bench " + " ".join(argv[len(DEFAULTS):]))
     print(f"{out / 'results.md'} ({time.time() - started:.0f} s, device {torch.cuda.get_device_name(0) if args.device == 'cuda' else 'cpu'})")
