@@ -115,14 +115,19 @@ def carry_plan(kit: Path) -> list[list[str]]:
     return [[str(kit / "wheels"), str(kit / "data"), str(kit / "manifest.json"), str(parts[0])], [str(p) for p in parts[1:]]]
 
 
+def _distribution(wheel: Path) -> str:
+    """A wheel's distribution name: the first field of its file name (PEP 427)."""
+    return wheel.name.split("-")[0]
+
+
 def _is_installed(wheel: Path) -> bool:
-    """Whether the wheel's distribution (its file name's first field) is installed at any version.
+    """Whether the wheel's distribution is installed at any version.
 
     By distribution rather than by module: a wheel's top-level names need not be
     importable modules (xxhash 4.1 lists ``_xxhash`` first).
     """
     try:
-        metadata.distribution(wheel.name.split("-")[0])
+        metadata.distribution(_distribution(wheel))
     except metadata.PackageNotFoundError:
         return False
     return True
@@ -143,7 +148,7 @@ def install(kit: Path, for_python: str | None = None) -> list[str]:
     if missing and not for_python and running != manifest["python"]:
         raise SystemExit(
             f"error: {kit} holds wheels for Python {manifest['python']} and this is Python {running}, which lacks "
-            f"{', '.join(w.name.split('-')[0] for w in missing)}: install those here (make setup) instead"
+            f"{', '.join(map(_distribution, missing))}: install those here (make setup) instead"
         )
     if missing:
         target = []

@@ -169,6 +169,20 @@ def test_the_kit_builds_and_its_install_step_works_for_the_gpu_python(tmp_path):
     assert (site / gpu_kit.GGUF_PACKAGE_DIR / name).read_bytes() == (folder / name).read_bytes()
 
 
+def test_a_kit_for_another_python_skips_what_is_installed_and_names_what_is_missing_in_one_line(tmp_path):
+    """The runner's install on a machine whose Python differs from the kit's: no pip traceback, one line."""
+    from behaviorlm_lf import gpu_kit
+
+    kit = tmp_path / "kit"
+    (kit / "wheels").mkdir(parents=True)
+    (kit / "manifest.json").write_text(json.dumps({"python": "2.7", "wheels": [], "gguf": {}}))
+    (kit / "wheels" / "torch-9.9-cp27-none-any.whl").write_bytes(b"")  # installed here: skipped, whatever the kit's Python
+    (kit / "wheels" / "not_a_distribution-1.0-cp27-none-any.whl").write_bytes(b"")
+    with pytest.raises(SystemExit, match=r"Python 2\.7 .* lacks not_a_distribution: install those here") as raised:
+        gpu_kit.install(kit)
+    assert "torch" not in str(raised.value) and "\n" not in str(raised.value)
+
+
 @pytest.mark.slow
 def test_gpu_bench_fails_fast_without_a_gpu_and_runs_at_smoke_size_on_cpu(tmp_path):
     import torch
