@@ -16,6 +16,7 @@ so a candidate that is a prefix of another ("Video" vs "Video call") is told apa
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,9 +29,14 @@ from tqdm.auto import tqdm
 from .hardware import uses_bf16
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+logger = logging.getLogger(__name__)
 
 
 POOLINGS = ("sample", "last")
+# bf16 moves a candidate's log-prob by up to a few tenths of a nat; where the top two bf16 log-probs are closer than
+# this, the prompt is rescored in float32, so that such near ties are ranked as float32 ranks them (README, "Speed on
+# this machine").
+NEAR_TIE = 0.1
 
 
 @dataclass
@@ -39,6 +45,7 @@ class ScoreResult:
     probs: np.ndarray  # [N, C] softmax over candidates
     pred: np.ndarray  # [N] int, argmax
     embeddings: np.ndarray | None  # [N, H] float32 E(x) (see CandidateScorer.score), None when not asked for
+    near_ties: int = 0  # prompts scored again in float32 (see CandidateScorer)
 
 
 def load_template(tokenizer, name: str = "smollm2"):
@@ -95,21 +102,24 @@ class _CandidateBlock:
 
     A candidate's last token is only ever a target (nothing after it is scored), so it
     is not fed in: the block holds ``cand[:-1]`` for each candidate, about C tokens fewer.
+    Every target is predicted by one column of the slice ``[last prompt token][block]``,
+    and every column of that slice predicts a target, so the LM head runs on that
+    slice once: the last prompt token predicts all C first tokens.
     """
 
     def __init__(self, cand_ids: list[list[int]]):
-        ids, seg, pos, targets, src, owner = [], [], [], [], [], []
+        ids, seg, pos, targets, column, owner = [], [], [], [], [], []
         for c, toks in enumerate(cand_ids):
             start = len(ids)
             ids += toks[:-1]
             seg += [c + 1] * (len(toks) - 1)  # 0 is the prompt
             pos += range(len(toks) - 1)  # added to the prompt length
             targets += toks
-            # Token k is predicted by input k-1 of its candidate; the first by the last prompt token (-1).
-            src += [-1] + list(range(start, start + len(toks) - 1))
+            # Token k is predicted by its candidate's input k-1, the first by the last prompt token (column 0).
+            column += [0] + list(range(start + 1, start + len(toks)))
             owner += [c] * len(toks)
-        self.ids, self.seg, self.pos, self.targets, self.src, self.owner = map(
-            torch.tensor, (ids, seg, pos, targets, src, owner)
+        self.ids, self.seg, self.pos, self.targets, self.column, self.owner = map(
+            torch.tensor, (ids, seg, pos, targets, column, owner)
         )
         self.num = len(cand_ids)
 
@@ -148,8 +158,9 @@ class CandidateScorer:
     run on the bf16 units while norms, residual sums and the log-softmax stay in float32, measured no
     slower than bf16 weights on this project's 2-core CPU. The LM head runs in float32 either way: its
     bf16 output rounds logits of size 20 to steps of 0.125, which flipped 4% of a tuned model's argmaxes
-    (none with a float32 head; README, "Speed on this machine"), at about 0.3 s (estimated) of a 3.6 s CPU batch.
-    ``BEHAVIORLM_PRECISION=fp32`` scores in float32 throughout.
+    (none with a float32 head; README, "Speed on this machine"). On a CPU, prompts whose best two
+    candidates come within ``NEAR_TIE`` in bf16 are scored again in float32 (the same weights), where
+    the bf16 decoder's rounding alone can swap them. ``BEHAVIORLM_PRECISION=fp32`` scores in float32 throughout.
     """
 
     def __init__(
@@ -189,7 +200,7 @@ class CandidateScorer:
         """8 prompts on a CPU (more only adds padding); on a GPU, as many as a third of its free memory holds.
 
         A prompt's footprint is dominated by its candidate logits in float32 (about 120
-        answer positions x the vocabulary, x2 for the log-softmax), so the batch is that
+        columns that predict an answer token x the vocabulary, x2 for the log-softmax), so the batch is that
         share of free memory over it, between 8 and 256.
         """
         if self.device.type != "cuda":
@@ -198,25 +209,29 @@ class CandidateScorer:
         per_prompt = 120 * self.model.config.vocab_size * 4 * 2
         return int(min(256, max(8, free / 3 / per_prompt)))
 
-    def autocast(self):
-        """bf16 autocast for CPU mixed precision; nothing to do for float32 or bf16 weights."""
-        if self.bf16 and self.device.type == "cpu":
+    @property
+    def checks_near_ties(self) -> bool:
+        """Whether near ties are rescored in float32: where bf16 is autocast over float32 weights (a CPU)."""
+        return self.bf16 and self.device.type == "cpu"
+
+    def autocast(self, float32: bool = False):
+        """bf16 autocast for CPU mixed precision; nothing to do for float32 or bf16 weights, or when ``float32``."""
+        if self.bf16 and self.device.type == "cpu" and not float32:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     @torch.inference_mode()
     def _score_batch(
-        self, prompts: list[list[int]], block: _CandidateBlock, pooled: list[list[int]] | None
+        self, prompts: list[list[int]], block: _CandidateBlock, pooled: list[list[int]] | None, float32: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         ids, pos, mask = (x.to(self.device) for x in _pack(prompts, block, self.tokenizer.pad_token_id))
-        with self.autocast():
+        with self.autocast(float32):
             hidden = self.model.get_decoder()(input_ids=ids, attention_mask=mask, position_ids=pos).last_hidden_state
         start = ids.shape[1] - len(block)  # first candidate column
-        # The LM head only on the positions that predict an answer token, not the whole sequence, in float32.
-        logits = F.linear(hidden[:, start + block.src.to(self.device)].float(), self.head_weight, self.head_bias)
-        targets = block.targets.to(self.device).expand(len(prompts), -1)
-        # One fused log-softmax + gather pass over the vocabulary (a third of the time of gather - logsumexp).
-        token_lp = -F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(targets.shape)
+        # The LM head in float32, once per column that predicts an answer token (not the whole sequence),
+        # then each answer token's log-prob read from its column.
+        logprobs = F.linear(hidden[:, start - 1 :].float(), self.head_weight, self.head_bias).log_softmax(-1)
+        token_lp = logprobs[:, block.column.to(self.device), block.targets.to(self.device)]
         lp = torch.zeros(len(prompts), block.num, dtype=torch.float64, device=self.device)
         lp.index_add_(1, block.owner.to(self.device), token_lp.double())
         if pooled is None:
@@ -257,19 +272,31 @@ class CandidateScorer:
             pooled = [sample_token_positions(self.tokenizer, ids, p, sp) for ids, p, sp in zip(prompt_ids, prompts, spans)]
         elif embed == "last":
             pooled = [[len(ids) - 1] for ids in prompt_ids]
-        # Longest first: similar lengths share a batch (little padding), and memory peaks at once.
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompt_ids[i]))
         logprobs = np.zeros((len(prompts), len(candidates)))
         embeddings = np.zeros((len(prompts), self.model.config.hidden_size), dtype=np.float32) if embed else None
-        with tqdm(total=len(prompts), unit="prompt", disable=not progress, desc="scoring") as bar:
+
+        def score_rows(rows, bar, float32=False):
+            # Longest first: similar lengths share a batch (little padding), and memory peaks at once.
+            order = sorted(rows, key=lambda i: -len(prompt_ids[i]))
             for s in range(0, len(order), self.batch_size):
                 idx = order[s : s + self.batch_size]
-                lp, emb = self._score_batch([prompt_ids[i] for i in idx], block, pooled and [pooled[i] for i in idx])
+                lp, emb = self._score_batch([prompt_ids[i] for i in idx], block, pooled and [pooled[i] for i in idx], float32)
                 logprobs[idx] = lp.numpy()
                 if emb is not None:
                     embeddings[idx] = emb.numpy()
                 bar.update(len(idx))
-        return ScoreResult(logprobs, candidate_probs(logprobs), logprobs.argmax(1), embeddings)
+
+        with tqdm(total=len(prompts), unit="prompt", disable=not progress, desc="scoring") as bar:
+            score_rows(range(len(prompts)), bar)
+        near = []
+        if self.checks_near_ties and len(candidates) > 1:
+            top_two = np.sort(logprobs, axis=1)[:, -2:]
+            near = np.flatnonzero(top_two[:, 1] - top_two[:, 0] < NEAR_TIE)
+            logger.info("rescoring %d of %d prompts in float32: their top two candidates are within %s nats in bf16",
+                        len(near), len(prompts), NEAR_TIE)
+            with tqdm(total=len(near), unit="prompt", disable=not progress or not len(near), desc="near ties, float32") as bar:
+                score_rows(near, bar, float32=True)
+        return ScoreResult(logprobs, candidate_probs(logprobs), logprobs.argmax(1), embeddings, len(near))
 
 
 def candidate_probs(logprobs: np.ndarray) -> np.ndarray:

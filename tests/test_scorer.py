@@ -151,15 +151,20 @@ def test_lora_adapter(tiny_dir, scorer, result, tmp_path):
     assert np.abs(got.logprobs - result.logprobs).max() > 1e-2
 
 
-def test_bf16_path_gives_the_float32_argmax_on_the_smoke_data(tiny_dir, smoke):
-    """The bf16 mixed precision the stages use where the hardware has bf16 units picks the same behaviors."""
+def smoke_test_prompts(smoke) -> tuple[list[str], list[str]]:
+    """The smoke data's test prompts and candidates."""
     import json
 
     from behaviorlm_lf.fileio import read_jsonl
 
     data = smoke.layout().data_dir
     candidates = json.loads((data / "behaviors.json").read_text())["candidates"]
-    prompts = [r["instruction"] for s in ("test_natural", "test_balanced") for r in read_jsonl(data / f"{s}.jsonl")]
+    return [r["instruction"] for s in ("test_natural", "test_balanced") for r in read_jsonl(data / f"{s}.jsonl")], candidates
+
+
+def test_bf16_path_gives_the_float32_argmax_on_the_smoke_data(tiny_dir, smoke):
+    """The bf16 mixed precision the stages use where the hardware has bf16 units picks the same behaviors."""
+    prompts, candidates = smoke_test_prompts(smoke)
     results = {
         bf16: CandidateScorer(tiny_dir, device="cpu", batch_size=8, bf16=bf16).score(prompts, candidates, progress=False)
         for bf16 in (False, True)
@@ -173,3 +178,24 @@ def test_bf16_path_gives_the_float32_argmax_on_the_smoke_data(tiny_dir, smoke):
     decided = ranked[:, -1] - ranked[:, -2] > 2 * error
     assert decided.mean() > 0.5
     np.testing.assert_array_equal(results[True].pred[decided], results[False].pred[decided])
+
+
+def test_bf16_near_ties_are_rescored_in_float32_and_the_rest_kept(tiny_dir, smoke, monkeypatch):
+    """Prompts whose best two bf16 log-probs are within NEAR_TIE get float32's log-probs; the others keep bf16's."""
+    from behaviorlm_lf import scorer as scorer_module
+
+    prompts, candidates = smoke_test_prompts(smoke)
+    float32 = CandidateScorer(tiny_dir, device="cpu", batch_size=8, bf16=False).score(prompts, candidates, progress=False)
+    bf16 = CandidateScorer(tiny_dir, device="cpu", batch_size=8, bf16=True)
+    assert bf16.checks_near_ties
+    monkeypatch.setattr(scorer_module, "NEAR_TIE", 0.0)
+    unchecked = bf16.score(prompts, candidates, progress=False)
+    ranked = np.sort(unchecked.logprobs, axis=1)
+    gaps = ranked[:, -1] - ranked[:, -2]
+    monkeypatch.setattr(scorer_module, "NEAR_TIE", float(np.median(gaps)))
+    checked = bf16.score(prompts, candidates, progress=False)
+    near = gaps < scorer_module.NEAR_TIE
+    assert 0 < near.sum() < len(prompts)
+    assert np.abs(unchecked.logprobs[near] - float32.logprobs[near]).max() > 1e-4  # bf16 alone differs there
+    np.testing.assert_allclose(checked.logprobs[near], float32.logprobs[near], atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(checked.logprobs[~near], unchecked.logprobs[~near])
