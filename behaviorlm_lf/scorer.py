@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,7 @@ class ScoreResult:
     pred: np.ndarray  # [N] int, argmax
     embeddings: np.ndarray | None  # [N, H] float32 E(x) (see CandidateScorer.score), None when not asked for
     near_ties: int = 0  # prompts scored again in float32 (see CandidateScorer)
+    near_tie_seconds: float = 0.0  # the time that took
 
 
 def load_template(tokenizer, name: str = "smollm2"):
@@ -288,15 +290,17 @@ class CandidateScorer:
 
         with tqdm(total=len(prompts), unit="prompt", disable=not progress, desc="scoring") as bar:
             score_rows(range(len(prompts)), bar)
-        near = []
+        near, near_seconds = [], 0.0
         if self.checks_near_ties and len(candidates) > 1:
             top_two = np.sort(logprobs, axis=1)[:, -2:]
             near = np.flatnonzero(top_two[:, 1] - top_two[:, 0] < NEAR_TIE)
-            logger.info("rescoring %d of %d prompts in float32: their top two candidates are within %s nats in bf16",
-                        len(near), len(prompts), NEAR_TIE)
+            started = time.perf_counter()
             with tqdm(total=len(near), unit="prompt", disable=not progress or not len(near), desc="near ties, float32") as bar:
                 score_rows(near, bar, float32=True)
-        return ScoreResult(logprobs, candidate_probs(logprobs), logprobs.argmax(1), embeddings, len(near))
+            near_seconds = time.perf_counter() - started
+            logger.info("rescored %d of %d prompts in float32 in %.1f s: their best two candidates were within %s nats in bf16",
+                        len(near), len(prompts), near_seconds, NEAR_TIE)
+        return ScoreResult(logprobs, candidate_probs(logprobs), logprobs.argmax(1), embeddings, len(near), near_seconds)
 
 
 def candidate_probs(logprobs: np.ndarray) -> np.ndarray:
