@@ -212,15 +212,13 @@ class CandidateScorer:
         return int(min(256, max(8, free / 3 / per_prompt)))
 
     @property
-    def checks_near_ties(self) -> bool:
-        """Whether near ties are rescored in float32: where bf16 is autocast over float32 weights (a CPU)."""
+    def autocasts(self) -> bool:
+        """Whether bf16 is autocast over float32 weights (a CPU): then near ties can be rescored in float32."""
         return self.bf16 and self.device.type == "cpu"
 
     def autocast(self, float32: bool = False):
         """bf16 autocast for CPU mixed precision; nothing to do for float32 or bf16 weights, or when ``float32``."""
-        if self.bf16 and self.device.type == "cpu" and not float32:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self.autocasts and not float32 else contextlib.nullcontext()
 
     @torch.inference_mode()
     def _score_batch(
@@ -232,8 +230,8 @@ class CandidateScorer:
         start = ids.shape[1] - len(block)  # first candidate column
         # The LM head in float32, once per column that predicts an answer token (not the whole sequence),
         # then each answer token's log-prob read from its column.
-        logprobs = F.linear(hidden[:, start - 1 :].float(), self.head_weight, self.head_bias).log_softmax(-1)
-        token_lp = logprobs[:, block.column.to(self.device), block.targets.to(self.device)]
+        vocab_lp = F.linear(hidden[:, start - 1 :].float(), self.head_weight, self.head_bias).log_softmax(-1)
+        token_lp = vocab_lp[:, block.column.to(self.device), block.targets.to(self.device)]
         lp = torch.zeros(len(prompts), block.num, dtype=torch.float64, device=self.device)
         lp.index_add_(1, block.owner.to(self.device), token_lp.double())
         if pooled is None:
@@ -291,7 +289,7 @@ class CandidateScorer:
         with tqdm(total=len(prompts), unit="prompt", disable=not progress, desc="scoring") as bar:
             score_rows(range(len(prompts)), bar)
         near, near_seconds = [], 0.0
-        if self.checks_near_ties and len(candidates) > 1:
+        if self.autocasts and len(candidates) > 1:
             top_two = np.sort(logprobs, axis=1)[:, -2:]
             near = np.flatnonzero(top_two[:, 1] - top_two[:, 0] < NEAR_TIE)
             started = time.perf_counter()

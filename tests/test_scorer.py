@@ -187,7 +187,7 @@ def test_bf16_near_ties_are_rescored_in_float32_and_the_rest_kept(tiny_dir, smok
     prompts, candidates = smoke_test_prompts(smoke)
     float32 = CandidateScorer(tiny_dir, device="cpu", batch_size=8, bf16=False).score(prompts, candidates, progress=False)
     bf16 = CandidateScorer(tiny_dir, device="cpu", batch_size=8, bf16=True)
-    assert bf16.checks_near_ties
+    assert bf16.autocasts
     monkeypatch.setattr(scorer_module, "NEAR_TIE", 0.0)
     unchecked = bf16.score(prompts, candidates, progress=False)
     ranked = np.sort(unchecked.logprobs, axis=1)
