@@ -37,7 +37,7 @@ from .a_tune import a_tune
 from .b_tune import b_tune
 from .baselines import BaselineArguments, run_baseline
 from .convert import convert
-from .errors import user_errors_exit
+from .errors import UserError, user_errors_exit
 from .eval import evaluate
 from .fileio import atomic_output
 from .hardware import machine_description
@@ -65,6 +65,8 @@ class BenchmarkArguments:
     seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "one user split and training seed each"})
     rows: Literal["main", "all"] = field(default="main", metadata={"help": "main table only, or with ablations and sweeps"})
     baselines: list[str] = field(default_factory=lambda: list(BASELINES.values()), metadata={"help": "the baselines to run"})
+    # gpu-bench runs its rows as two such parts side by side; a later run without --only reuses their stages
+    only: list[str] = field(default_factory=list, metadata={"help": "run only these main rows (names as in the report)"})
     f_values: list[int] = field(default_factory=lambda: [5, 10, 20], metadata={"help": "the F sweep (Fig. 3b)"})
     epsilons: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2], metadata={"help": "Table 5's sweep"})
     thresholds: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02], metadata={"help": "Table 6's sweep"})
@@ -126,17 +128,24 @@ class SeedRunner:
         adapter = self.timed(row, "b_tune", b_tune, run, first, sel, build(BTuneArguments, run.preset, variant=variant))
         return self.evaluate(row, run, str(run.layout().merged_dir(first.first_stage)), adapter)
 
+    def wanted(self, row: str) -> bool:
+        return not self.args.only or row in self.args.only
+
     def rows(self):
         """Yields (row, report folder) in the order of the report; a sweep point equal to a row reuses its report."""
         for row, method in BASELINES.items():
-            if method in self.args.baselines:
+            if method in self.args.baselines and self.wanted(row):
                 yield row, self.timed(row, "fit+eval", run_baseline, self.run, BaselineArguments(method=method))
         base = self.sub("LLM-NT")
-        yield "LLM-NT", self.evaluate("LLM-NT", base, base.model_dir(), None)
+        if self.wanted("LLM-NT"):
+            yield "LLM-NT", self.evaluate("LLM-NT", base, base.model_dir(), None)
         full = self.sub("Full_fine-tuning")
         full_first = self.first_stage(first_stage="all_train", epsilon=0.0)  # TALLRec-style: no auxiliary corpus
-        adapter = self.timed("Full fine-tuning", "first stage", a_tune, full, full_first, build(ATuneArguments, full.preset))
-        yield "Full fine-tuning", self.evaluate("Full fine-tuning", full, full.model_dir(), adapter)
+        if self.wanted("Full fine-tuning"):
+            adapter = self.timed("Full fine-tuning", "first stage", a_tune, full, full_first, build(ATuneArguments, full.preset))
+            yield "Full fine-tuning", self.evaluate("Full fine-tuning", full, full.model_dir(), adapter)
+        if not self.wanted("BehaviorLM"):
+            return
         blm, anchors = self.sub("BehaviorLM"), self.first_stage()
         behaviorlm = self.behaviorlm("BehaviorLM", blm, anchors)
         yield "BehaviorLM", behaviorlm
@@ -188,7 +197,25 @@ def _difference_table(rows: dict[str, list[Path]], names: list[str], reference: 
 
 
 def main_rows(args: BenchmarkArguments) -> list[str]:
-    return [row for row, method in BASELINES.items() if method in args.baselines] + MAIN_ROWS[len(BASELINES):]
+    rows = [row for row, method in BASELINES.items() if method in args.baselines] + MAIN_ROWS[len(BASELINES):]
+    return [row for row in rows if row in args.only] if args.only else rows
+
+
+def results_dir(run: RunArguments, args: BenchmarkArguments) -> Path:
+    """``reports/benchmark/<dataset>/<preset>``; a run of some rows only (``--only``) writes beside it, not over it."""
+    out = Path(run.root) / "reports" / "benchmark" / run.dataset / run.preset
+    return out.with_name(f"{run.preset}.only-{slug('+'.join(args.only))}") if args.only else out
+
+
+def check_only(args: BenchmarkArguments) -> None:
+    if not args.only:
+        return
+    if args.rows != "main":
+        raise UserError("--only picks main rows: use it with --rows main")
+    known = main_rows(dataclasses.replace(args, only=[]))
+    unknown = [row for row in args.only if row not in known]
+    if unknown:
+        raise UserError(f"--only: unknown row {unknown[0]!r}; the main rows are {known}")
 
 
 def write_results(out: Path, rows: dict[str, list[Path]], times: pd.DataFrame, vocabulary: dict, meta: dict, args: BenchmarkArguments) -> None:
@@ -233,9 +260,16 @@ def write_results(out: Path, rows: dict[str, list[Path]], times: pd.DataFrame, v
         times.to_csv(tmp / "stage_times.csv", index=False)
 
 
-def benchmark(run: RunArguments, data: DataArguments, args: BenchmarkArguments, command: str = "") -> Path:
-    """Runs the rows for every seed; rewrites the report after each row."""
-    out = Path(run.root) / "reports" / "benchmark" / run.dataset / run.preset
+def benchmark(
+    run: RunArguments, data: DataArguments, args: BenchmarkArguments, command: str = "", measured: pd.DataFrame | None = None
+) -> Path:
+    """Runs the rows for every seed; rewrites the report after each row.
+
+    ``measured``: the stage times of the runs that built the stages (gpu-bench's parts), reported instead of this
+    run's, whose stages are then all reused.
+    """
+    check_only(args)
+    out = results_dir(run, args)
     rows: dict[str, list[Path]] = {}
     times: list[dict] = []
     for seed in args.seeds:
@@ -250,7 +284,7 @@ def benchmark(run: RunArguments, data: DataArguments, args: BenchmarkArguments, 
         runner = SeedRunner(seeded, data, args)
         for row, report_dir in runner.rows():
             rows.setdefault(row, []).append(report_dir)
-            write_results(out, rows, pd.DataFrame(times + runner.times), vocabulary, meta, args)
+            write_results(out, rows, pd.DataFrame(times + runner.times) if measured is None else measured, vocabulary, meta, args)
             logger.info("seed %d: %s done, %s updated", seed, row, out / "results.md")
         times += runner.times
     return out

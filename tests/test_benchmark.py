@@ -51,3 +51,21 @@ def test_report_written_mid_run_marks_rows_not_yet_run(tmp_path):
     assert any(line.startswith("| SASRec | not run yet |") for line in lines)
     assert any(line.startswith("| w/o DDS | not run yet |") for line in lines)
     assert any(line.startswith("- **not run yet**: BehaviorLM Tail above full fine-tuning") for line in lines)
+
+
+def test_only_runs_named_main_rows_and_writes_beside_the_whole_report(tmp_path):
+    """``--only`` splits a benchmark into parts (gpu-bench runs two side by side); a typo is one clear line."""
+    from behaviorlm_lf.benchmark import check_only, main_rows, results_dir
+    from behaviorlm_lf.errors import UserError
+    from behaviorlm_lf.hparams import RunArguments
+
+    part = BenchmarkArguments(only=["Full fine-tuning", "BehaviorLM"])
+    check_only(part)
+    assert main_rows(part) == ["Full fine-tuning", "BehaviorLM"]
+    run = RunArguments(root=tmp_path, dataset="x", preset="smoke")
+    assert results_dir(run, part) == tmp_path / "reports" / "benchmark" / "x" / "smoke.only-Full_fine-tuning_BehaviorLM"
+    assert results_dir(run, BenchmarkArguments()) == tmp_path / "reports" / "benchmark" / "x" / "smoke"
+    with pytest.raises(UserError, match=r"unknown row 'Behaviorlm'; the main rows are \['Popularity'"):
+        check_only(BenchmarkArguments(only=["Behaviorlm"]))
+    with pytest.raises(UserError, match="--rows main"):
+        check_only(BenchmarkArguments(only=["BehaviorLM"], rows="all"))

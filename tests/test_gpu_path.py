@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import REPO_ROOT
 
@@ -199,6 +200,13 @@ def test_gpu_bench_fails_fast_without_a_gpu_and_runs_at_smoke_size_on_cpu(tmp_pa
     for row in ("Popularity", "Markov", "SASRec", "LLM-NT", "Full fine-tuning", "BehaviorLM"):
         assert f"| {row} |" in text
     assert "| Context popularity |" not in text
+    # the rows ran as two parts (one after the other on a CPU), each with its report and log; the whole report
+    # gives the stage times the parts measured, not those of its own pass, which reused every stage
+    reports = tmp_path / "reports" / "benchmark" / "default"
+    for part in ("smoke.only-BehaviorLM", "smoke.only-Popularity_Markov_SASRec_LLM-NT_Full_fine-tuning"):
+        assert (reports / part / "results.md").is_file() and (reports / f"{part}.log").is_file()
+    times = pd.read_csv(reports / "smoke" / "stage_times.csv")
+    assert times.loc[(times["row"] == "BehaviorLM") & (times["stage"] == "b_tune"), "seconds"].item() > 1
     # A-Tuning mixes in the shared alpaca corpus where there is one (the kit's data where the kit was built, as the
     # Makefile picks, else the shared folder beside ROOT), else the built-in corpus
     from behaviorlm_lf.aux_corpus import BUILTIN_CORPUS
