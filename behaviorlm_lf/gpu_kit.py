@@ -120,17 +120,14 @@ def _distribution(wheel: Path) -> str:
     return wheel.name.split("-")[0]
 
 
-def _is_installed(wheel: Path) -> bool:
-    """Whether the wheel's distribution is installed at any version.
+def _is_installed(wheel: Path, site: Path) -> bool:
+    """Whether the wheel's distribution is installed at any version, on this Python's path or in the kit's ``site``
+    (which ``make gpu-bench`` puts on the path only after the install: a second call must not install again).
 
     By distribution rather than by module: a wheel's top-level names need not be
     importable modules (xxhash 4.1 lists ``_xxhash`` first).
     """
-    try:
-        metadata.distribution(_distribution(wheel))
-    except metadata.PackageNotFoundError:
-        return False
-    return True
+    return any(True for _ in metadata.distributions(name=_distribution(wheel), path=[str(site), *sys.path]))
 
 
 def install(kit: Path, for_python: str | None = None) -> list[str]:
@@ -143,7 +140,7 @@ def install(kit: Path, for_python: str | None = None) -> list[str]:
     site = kit / "site"
     site.mkdir(parents=True, exist_ok=True)
     wheels = sorted((kit / "wheels").glob("*.whl"))
-    missing = wheels if for_python else [w for w in wheels if not _is_installed(w)]
+    missing = wheels if for_python else [w for w in wheels if not _is_installed(w, site)]
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
     if missing and not for_python and running != manifest["python"]:
         raise SystemExit(

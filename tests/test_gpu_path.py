@@ -182,6 +182,12 @@ def test_a_kit_for_another_python_skips_what_is_installed_and_names_what_is_miss
     with pytest.raises(SystemExit, match=r"Python 2\.7 .* lacks not_a_distribution: install those here") as raised:
         gpu_kit.install(kit)
     assert "torch" not in str(raised.value) and "\n" not in str(raised.value)
+    # a distribution the kit's site already holds (an earlier call's install) counts as installed
+    (kit / "site" / "not_a_distribution-1.0.dist-info").mkdir(parents=True)
+    (kit / "site" / "not_a_distribution-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: not_a_distribution\nVersion: 1.0\n")
+    (kit / "manifest.json").write_text(json.dumps({"python": "2.7", "wheels": [], "gguf": {"name": "m.gguf", "parts": ["m.gguf.part00"]}}))
+    with pytest.raises(SystemExit, match="the kit lacks"):
+        gpu_kit.install(kit)
 
 
 @pytest.mark.slow
