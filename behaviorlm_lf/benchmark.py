@@ -251,7 +251,7 @@ def write_results(out: Path, rows: dict[str, list[Path]], times: pd.DataFrame, v
     text += [f"| {r.row} | {r.stage} | {r.seconds:.0f} | {r.peak_rss_gib:.1f} |" + (f" {r.gpu_peak_gib:.1f} |" if gpu else "") + "\n"
              for r in stage_times.itertuples()]
     total = times["seconds"].sum() if len(times) else 0
-    text.append(f"\nTotal: {total:.0f} s.\n\n![](fig1a_frequency.png)\n![](fig1c_groups.png)\n")
+    text.append(f"\nSum of the stage times: {total:.0f} s (stages run side by side take less wall time).\n\n![](fig1a_frequency.png)\n![](fig1c_groups.png)\n")
     with atomic_output(out) as tmp:
         tmp.mkdir(parents=True)
         write_figures(tmp, frame, vocabulary["behaviors"], vocabulary["anchor_threshold"], main)
