@@ -143,6 +143,9 @@ class ATuneArguments:
     num_train_epochs: float | None = None
     eval_steps: int | None = None
     cutoff_len: int | None = None
+    # samples per forward pass; with the accumulation they make the samples per step (the paper's 8)
+    per_device_train_batch_size: int | None = None
+    gradient_accumulation_steps: int | None = None
 
     def overrides(self) -> dict:
         found = {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
@@ -183,6 +186,8 @@ class BTuneArguments:
     num_train_epochs: float | None = None
     max_samples: int | None = None
     cutoff_len: int | None = None
+    per_device_train_batch_size: int | None = None
+    gradient_accumulation_steps: int | None = None
 
     def overrides(self) -> dict:
         found = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "variant"}

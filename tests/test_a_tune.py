@@ -59,3 +59,16 @@ def test_epsilon_zero_gives_no_aux_and_a_too_small_corpus_is_an_error(smoke, tmp
     assert all(len(r["output"]) < 100 for r in read_jsonl(layout.set_file("aux_anchor_train_eps1")))
     with pytest.raises(CorpusTooSmallError, match="corpus.json: 5 of its 6 conversations"):
         prepare_aux(layout, FirstStageArguments(epsilon=1.0, aux=corpus), smoke.model, "anchor_train")
+
+
+def test_every_preset_keeps_the_papers_8_samples_per_step():
+    """Presets may split a step into micro-batches for memory (the cpu preset does), never change its size."""
+    from behaviorlm_lf.hparams import BTuneArguments
+    from behaviorlm_lf.lf_run import CONFIG_DIR
+    from behaviorlm_lf.presets import PRESETS
+
+    for preset in PRESETS:
+        for cls, config in ((ATuneArguments, "a_tune.yaml"), (BTuneArguments, "b_tune.yaml"), (BTuneArguments, "b_tune_sft.yaml")):
+            resolved = yaml.safe_load((CONFIG_DIR / config).read_text()) | build(cls, preset).overrides()
+            assert resolved["per_device_train_batch_size"] * resolved["gradient_accumulation_steps"] == 8, (preset, config)
+    assert build(ATuneArguments, "cpu").per_device_train_batch_size == 4
