@@ -8,6 +8,12 @@ under a tree-shaped attention mask (each candidate sees the prompt and its own
 earlier tokens only) with each candidate's position ids restarting after the
 prompt. Every candidate thus gets exactly the logits it would get alone.
 
+Prompts also share a prefix with each other: the chat template's system turn, the
+role-play instruction and the opening words of their instruction template (about 85
+of a Foursquare prompt's 560 tokens). Causal attention makes those tokens' keys and
+values the same in every prompt, so each distinct shared prefix runs once and its
+keys and values are reused by every batch of prompts that starts with it.
+
 Tokens are those LlamaFactory trains on (``template.encode_oneturn``): the answer
 is scored over all its response tokens, ``<|im_end|>`` and the newline included,
 so a candidate that is a prefix of another ("Video" vs "Video call") is told apart.
@@ -120,8 +126,8 @@ class _CandidateBlock:
             # Token k is predicted by its candidate's input k-1, the first by the last prompt token (column 0).
             column += [0] + list(range(start + 1, start + len(toks)))
             owner += [c] * len(toks)
-        self.ids, self.seg, self.pos, self.targets, self.column, self.owner = map(
-            torch.tensor, (ids, seg, pos, targets, column, owner)
+        self.ids, self.seg, self.pos, self.targets, self.column, self.owner = (
+            torch.tensor(x, dtype=torch.long) for x in (ids, seg, pos, targets, column, owner)
         )
         self.num = len(cand_ids)
 
@@ -129,18 +135,22 @@ class _CandidateBlock:
         return len(self.ids)
 
 
-def _pack(prompts: list[list[int]], block: _CandidateBlock, pad_id: int):
-    """Left-padded rows ``[pad][prompt][candidates]``: the candidate block sits in the same columns in every row."""
+def _pack(tails: list[list[int]], block: _CandidateBlock, pad_id: int, prefix: int = 0):
+    """Left-padded rows ``[pad][prompt tail][candidates]`` after a shared prefix of ``prefix`` tokens held in the cache.
+
+    The candidate block sits in the same columns in every row. The mask covers the
+    prefix's columns too (every token sees them): ``[rows, 1, columns, prefix + columns]``.
+    """
     k = len(block)
-    t = max(map(len, prompts)) + k
-    ids = torch.full((len(prompts), t), pad_id)
-    seg = torch.full((len(prompts), t), -1)  # -1 padding, 0 prompt, c+1 candidate c
-    pos = torch.zeros((len(prompts), t), dtype=torch.long)
-    for b, p in enumerate(prompts):
+    t = max(map(len, tails)) + k
+    ids = torch.full((len(tails), t), pad_id)
+    seg = torch.full((len(tails), t), -1)  # -1 padding, 0 prompt, c+1 candidate c
+    pos = torch.zeros((len(tails), t), dtype=torch.long)
+    for b, p in enumerate(tails):
         n = len(p)
-        ids[b, t - k - n :] = torch.cat([torch.tensor(p), block.ids])
+        ids[b, t - k - n :] = torch.cat([torch.tensor(p, dtype=torch.long), block.ids])
         seg[b, t - k - n :] = torch.cat([torch.zeros(n, dtype=torch.long), block.seg])
-        pos[b, t - k - n :] = torch.cat([torch.arange(n), n + block.pos])
+        pos[b, t - k - n :] = prefix + torch.cat([torch.arange(n), n + block.pos])
     i = torch.arange(t)
     valid = seg >= 0
     # Query i sees key j if j <= i, j is a prompt token or in i's own candidate, and neither is padding.
@@ -149,7 +159,41 @@ def _pack(prompts: list[list[int]], block: _CandidateBlock, pad_id: int):
     # Padding attends to itself: some sdpa kernels turn a fully masked row into NaN, and NaN values
     # leak into every row even through zero attention weights.
     mask |= torch.eye(t, dtype=torch.bool)
+    mask = torch.cat([torch.ones(len(tails), t, prefix, dtype=torch.bool), mask], dim=-1)
     return ids, pos, mask[:, None]
+
+
+def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+def prefix_groups(prompt_ids: list[list[int]], rows, pooled: list[list[int]] | None = None) -> list[tuple[int, list[int]]]:
+    """``rows`` grouped by the prefix their prompts share, as ``(prefix length, rows longest first)``, longest first.
+
+    Prompts go together when they share more than the prefix common to all of them (for
+    this project's prompts: the same instruction template). A group's prefix stops
+    before its prompts' last tokens (which predict the candidates' first tokens) and
+    before any token pooled into E(x), so that the batch pass computes both.
+    """
+    rows = list(rows)
+    if not rows:
+        return []
+    first = prompt_ids[rows[0]]
+    common = min(_common_length(first, prompt_ids[i]) for i in rows)
+    members_by_key: dict[tuple[int, ...], list[int]] = {}
+    for i in rows:
+        members_by_key.setdefault(tuple(prompt_ids[i][: common + 1]), []).append(i)
+    groups = []
+    for members in members_by_key.values():
+        head = prompt_ids[members[0]]
+        length = min(min(_common_length(head, prompt_ids[i]), len(prompt_ids[i]) - 1) for i in members)
+        if pooled is not None:
+            length = min(length, *(min(pooled[i], default=length) for i in members))
+        members.sort(key=lambda i: -len(prompt_ids[i]))
+        groups.append((max(length, 0), members))
+    # Longest prompts first: memory peaks at once.
+    return sorted(groups, key=lambda group: -len(prompt_ids[group[1][0]]))
 
 
 class CandidateScorer:
@@ -163,6 +207,7 @@ class CandidateScorer:
     (none with a float32 head; README, "Speed on this machine"). On a CPU, prompts whose best two
     candidates come within ``NEAR_TIE`` in bf16 are scored again in float32 (the same weights), where
     the bf16 decoder's rounding alone can swap them. ``BEHAVIORLM_PRECISION=fp32`` scores in float32 throughout.
+    Each group of prompts with a shared prefix (:func:`prefix_groups`) runs that prefix once.
     """
 
     def __init__(
@@ -173,6 +218,7 @@ class CandidateScorer:
         device=None,
         batch_size: int | None = None,
         bf16: bool | None = None,
+        share_prefix: bool = True,
     ):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -197,6 +243,7 @@ class CandidateScorer:
         self.head_weight = head.weight.float()
         self.head_bias = None if getattr(head, "bias", None) is None else head.bias.float()
         self.batch_size = batch_size or self._batch_size_for_device()
+        self.share_prefix = share_prefix  # False: every prompt runs whole (the scorer before prefixes were shared)
 
     def _batch_size_for_device(self) -> int:
         """8 prompts on a CPU (more only adds padding); on a GPU, as many as a third of its free memory holds.
@@ -221,13 +268,49 @@ class CandidateScorer:
         return torch.autocast("cpu", dtype=torch.bfloat16) if self.autocasts and not float32 else contextlib.nullcontext()
 
     @torch.inference_mode()
-    def _score_batch(
-        self, prompts: list[list[int]], block: _CandidateBlock, pooled: list[list[int]] | None, float32: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        ids, pos, mask = (x.to(self.device) for x in _pack(prompts, block, self.tokenizer.pad_token_id))
+    def _prefix_keys_values(self, prefix: list[int], float32: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every layer's keys and values of a shared prefix, computed once for all its batches."""
         with self.autocast(float32):
-            hidden = self.model.get_decoder()(input_ids=ids, attention_mask=mask, position_ids=pos).last_hidden_state
-        start = ids.shape[1] - len(block)  # first candidate column
+            cache = self.model.get_decoder()(input_ids=torch.tensor([prefix], device=self.device), use_cache=True).past_key_values
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    @torch.inference_mode()
+    def _decode(self, prompts: list[list[int]], block: _CandidateBlock, prefix: int, prefix_kv, float32: bool) -> torch.Tensor:
+        """Last hidden states of ``[pad][prompt after the prefix][candidates]`` per prompt, the prefix read from ``prefix_kv``."""
+        from transformers import DynamicCache
+
+        tails = [p[prefix:] for p in prompts]
+        ids, pos, mask = (x.to(self.device) for x in _pack(tails, block, self.tokenizer.pad_token_id, prefix))
+        cache = None
+        if prefix:
+            # Views of the prefix for every row: the cache concatenates the batch's keys onto them into new tensors.
+            rows = len(prompts)
+            cache = DynamicCache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in prefix_kv])
+        with self.autocast(float32):
+            return self.model.get_decoder()(
+                input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=False
+            ).last_hidden_state
+
+    def _batches(self, prompt_ids: list[list[int]], rows, pooled, float32: bool, prefix_kv: dict):
+        """``(prefix length, its keys and values, batch rows)`` per batch; a batch never mixes prefix groups."""
+        if self.share_prefix:
+            groups = prefix_groups(prompt_ids, rows, pooled)
+        else:
+            groups = [(0, sorted(rows, key=lambda i: -len(prompt_ids[i])))]
+        for prefix, members in groups:
+            key = (tuple(prompt_ids[members[0]][:prefix]), float32)
+            if prefix and key not in prefix_kv:
+                prefix_kv[key] = self._prefix_keys_values(prompt_ids[members[0]][:prefix], float32)
+            for s in range(0, len(members), self.batch_size):
+                yield prefix, prefix_kv.get(key), members[s : s + self.batch_size]
+
+    @torch.inference_mode()
+    def _score_batch(
+        self, prompts: list[list[int]], block: _CandidateBlock, pooled: list[list[int]] | None, prefix: int, prefix_kv,
+        float32: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        hidden = self._decode(prompts, block, prefix, prefix_kv, float32)
+        start = hidden.shape[1] - len(block)  # first candidate column
         # The LM head in float32, once per column that predicts an answer token (not the whole sequence),
         # then each answer token's log-prob read from its column.
         vocab_lp = F.linear(hidden[:, start - 1 :].float(), self.head_weight, self.head_bias).log_softmax(-1)
@@ -236,12 +319,24 @@ class CandidateScorer:
         lp.index_add_(1, block.owner.to(self.device), token_lp.double())
         if pooled is None:
             return lp.cpu(), None
-        # Prompts are left-padded to end at column `start`; pooled positions count from each prompt's first token.
+        # Tails are left-padded to end at column `start`, so a prompt's token q (counted from its first token,
+        # prefix included) sits in column start - len + q.
         weight = torch.zeros(hidden.shape[:2], device=self.device)
         for row, (tokens, positions) in enumerate(zip(prompts, pooled)):
             weight[row, start - len(tokens) + torch.tensor(positions, device=self.device)] = 1.0
         emb = (hidden.float() * weight[..., None]).sum(1) / weight.sum(1, keepdim=True)
         return lp.cpu(), emb.cpu()
+
+    def prompt_pass(self, prompts: Sequence[str]) -> None:
+        """The decoder over the prompts alone, batched (and prefixes shared) as :meth:`score` batches them.
+
+        The part of scoring no exact scorer avoids (generation pays it too): ``bench-score``
+        times the scorer against it.
+        """
+        prompt_ids = [encode_pair(self.template, self.tokenizer, p, "")[0] for p in prompts]
+        no_candidates = _CandidateBlock([])
+        for prefix, kv, idx in self._batches(prompt_ids, range(len(prompts)), None, False, {}):
+            self._decode([prompt_ids[i] for i in idx], no_candidates, prefix, kv, False)
 
     def score(
         self,
@@ -275,12 +370,11 @@ class CandidateScorer:
         logprobs = np.zeros((len(prompts), len(candidates)))
         embeddings = np.zeros((len(prompts), self.model.config.hidden_size), dtype=np.float32) if embed else None
 
+        prefix_kv = {}  # (prefix, float32) -> its keys and values
+
         def score_rows(rows, bar, float32=False):
-            # Longest first: similar lengths share a batch (little padding), and memory peaks at once.
-            order = sorted(rows, key=lambda i: -len(prompt_ids[i]))
-            for s in range(0, len(order), self.batch_size):
-                idx = order[s : s + self.batch_size]
-                lp, emb = self._score_batch([prompt_ids[i] for i in idx], block, pooled and [pooled[i] for i in idx], float32)
+            for prefix, kv, idx in self._batches(prompt_ids, rows, pooled, float32, prefix_kv):
+                lp, emb = self._score_batch([prompt_ids[i] for i in idx], block, pooled and [pooled[i] for i in idx], prefix, kv, float32)
                 logprobs[idx] = lp.numpy()
                 if emb is not None:
                     embeddings[idx] = emb.numpy()

@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from behaviorlm_lf.models import TINY_MODEL_DIR, make_tiny
 from behaviorlm_lf.prompts import PromptRenderer, format_event
-from behaviorlm_lf.scorer import CandidateScorer, encode_pair, naive_logprobs, sample_token_positions
+from behaviorlm_lf.scorer import CandidateScorer, encode_pair, naive_logprobs, prefix_groups, sample_token_positions
 
 PROMPTS = [
     "Next?",
@@ -130,6 +130,33 @@ def test_embeddings_pool_the_sample_tokens_or_the_last_prompt_token(scorer, rend
         np.testing.assert_allclose(emb_sample, hidden[positions].mean(0).numpy(), atol=1e-5, rtol=0)
         np.testing.assert_allclose(emb_last, hidden[-1].numpy(), atol=1e-5, rtol=0)
     assert scorer.score(prompts, CANDIDATES, progress=False).embeddings is None
+
+
+def test_shared_prefixes_run_once_and_change_nothing(tiny_dir, scorer):
+    """Prompts of the same instruction template share a prefix that runs once; scores and E(x) are as if run whole."""
+    renderer = PromptRenderer(CANDIDATES)
+    events = [format_event(day, hour, place, behavior) for day, hour, place, behavior in
+              [(0, 7, "home", "Weather check"), (0, 8, "commute", "Taxi"), (0, 12, "work", "Video call"), (0, 19, "home", "Video")]]
+    rendered = [renderer.render(events[: 1 + n % 4], n % 2, 9 + n, "home", n % 3) for n in range(7)]
+    prompts, spans = [p for p, _ in rendered], [s for _, s in rendered]
+    prompt_ids = [encode_pair(scorer.template, scorer.tokenizer, p, "")[0] for p in prompts]
+    pooled = [sample_token_positions(scorer.tokenizer, ids, p, sp) for ids, p, sp in zip(prompt_ids, prompts, spans)]
+
+    groups = prefix_groups(prompt_ids, range(len(prompts)), pooled)
+    common = min(len(os.path.commonprefix([prompt_ids[0], ids])) for ids in prompt_ids)
+    assert sorted(i for _, rows in groups for i in rows) == list(range(len(prompts)))
+    assert len(groups) == 3  # one per instruction template
+    for prefix, rows in groups:
+        assert common < prefix <= min(min(pooled[i]) for i in rows)
+        assert all(prompt_ids[i][:prefix] == prompt_ids[rows[0]][:prefix] for i in rows)
+
+    whole = CandidateScorer(tiny_dir, device="cpu", batch_size=2, bf16=False, share_prefix=False)
+    shared = CandidateScorer(tiny_dir, device="cpu", batch_size=2, bf16=False)
+    got, ref = (s.score(prompts, CANDIDATES, progress=False, embed="sample", spans=spans) for s in (shared, whole))
+    np.testing.assert_allclose(got.logprobs, ref.logprobs, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got.embeddings, ref.embeddings, atol=1e-5, rtol=0)
+    naive = naive_logprobs(scorer.model, scorer.tokenizer, scorer.template, prompts, CANDIDATES)
+    np.testing.assert_allclose(got.logprobs, naive, atol=1e-4, rtol=0)
 
 
 def test_lora_adapter(tiny_dir, scorer, result, tmp_path):
