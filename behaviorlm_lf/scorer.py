@@ -296,7 +296,7 @@ class CandidateScorer:
         if self.share_prefix:
             groups = prefix_groups(prompt_ids, rows, pooled)
         else:
-            groups = [(0, sorted(rows, key=lambda i: -len(prompt_ids[i])))]
+            groups = [(0, sorted(rows, key=lambda i: -len(prompt_ids[i])))] if len(rows) else []
         for prefix, members in groups:
             key = (tuple(prompt_ids[members[0]][:prefix]), float32)
             if prefix and key not in prefix_kv:

@@ -207,7 +207,8 @@ def test_bf16_path_gives_the_float32_argmax_on_the_smoke_data(tiny_dir, smoke):
     np.testing.assert_array_equal(results[True].pred[decided], results[False].pred[decided])
 
 
-def test_bf16_near_ties_are_rescored_in_float32_and_the_rest_kept(tiny_dir, smoke, monkeypatch):
+@pytest.mark.parametrize("share_prefix", [True, False])
+def test_bf16_near_ties_are_rescored_in_float32_and_the_rest_kept(tiny_dir, smoke, monkeypatch, share_prefix):
     """Prompts whose best two bf16 log-probs are within NEAR_TIE get float32's log-probs; the others keep bf16's."""
     from behaviorlm_lf import scorer as scorer_module
 
@@ -215,6 +216,7 @@ def test_bf16_near_ties_are_rescored_in_float32_and_the_rest_kept(tiny_dir, smok
     float32 = CandidateScorer(tiny_dir, device="cpu", batch_size=8, bf16=False).score(prompts, candidates, progress=False)
     bf16 = CandidateScorer(tiny_dir, device="cpu", batch_size=8, bf16=True)
     assert bf16.autocasts
+    bf16.share_prefix = share_prefix
     monkeypatch.setattr(scorer_module, "NEAR_TIE", 0.0)
     unchecked = bf16.score(prompts, candidates, progress=False)
     ranked = np.sort(unchecked.logprobs, axis=1)
