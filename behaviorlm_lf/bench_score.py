@@ -109,5 +109,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  largest |log p| diff     {np.abs(ours - float32).max():.4f} "
           f"(largest |p| diff {np.abs(candidate_probs(ours) - candidate_probs(float32)).max():.4f})")
 
+
 if __name__ == "__main__":
     main()
