@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 POOLINGS = ("sample", "last")
 # bf16 moves a candidate's log-prob by up to a few tenths of a nat; where the top two bf16 log-probs are closer than
 # this, the prompt is rescored in float32, so that such near ties are ranked as float32 ranks them (README, "Speed on
-# this machine").
+# this machine"), against its contenders only (`contenders`).
 NEAR_TIE = 0.1
 
 
@@ -54,6 +54,7 @@ class ScoreResult:
     embeddings: np.ndarray | None  # [N, H] float32 E(x) (see CandidateScorer.score), None when not asked for
     near_ties: int = 0  # prompts scored again in float32 (see CandidateScorer)
     near_tie_seconds: float = 0.0  # the time that took
+    near_tie_candidates: int = 0  # (prompt, candidate) pairs that float32 pass scored: contenders, and their batches'
 
 
 def load_template(tokenizer, name: str = "smollm2"):
@@ -206,7 +207,9 @@ class CandidateScorer:
     bf16 output rounds logits of size 20 to steps of 0.125, which flipped 4% of a tuned model's argmaxes
     (none with a float32 head; README, "Speed on this machine"). On a CPU, prompts whose best two
     candidates come within ``NEAR_TIE`` in bf16 are scored again in float32 (the same weights), where
-    the bf16 decoder's rounding alone can swap them. ``BEHAVIORLM_PRECISION=fp32`` scores in float32 throughout.
+    the bf16 decoder's rounding alone can swap them, against their contenders only (:func:`contenders`):
+    the float32 pass then costs the prompt and a few candidates rather than all of them.
+    ``BEHAVIORLM_PRECISION=fp32`` scores in float32 throughout.
     Each group of prompts with a shared prefix (:func:`prefix_groups`) runs that prefix once.
     """
 
@@ -360,7 +363,8 @@ class CandidateScorer:
         if embed == "sample" and (spans is None or len(spans) != len(prompts)):
             raise ValueError("embed='sample' needs the character spans of every prompt")
         probe = prompts[0] if len(prompts) else ""
-        block = _CandidateBlock(candidate_ids(self.template, self.tokenizer, candidates, probe))
+        answer_ids = candidate_ids(self.template, self.tokenizer, candidates, probe)
+        block = _CandidateBlock(answer_ids)
         prompt_ids = [encode_pair(self.template, self.tokenizer, p, candidates[0])[0] for p in prompts]
         pooled = None
         if embed == "sample":
@@ -372,27 +376,47 @@ class CandidateScorer:
 
         prefix_kv = {}  # (prefix, float32) -> its keys and values
 
-        def score_rows(rows, bar, float32=False):
+        def score_rows(rows, bar, float32=False, columns=None) -> int:
+            """Scores ``rows`` against every candidate, or against each batch's ``columns`` (a row mask per candidate)
+            only; returns the number of (prompt, candidate) pairs scored."""
+            pairs = 0
             for prefix, kv, idx in self._batches(prompt_ids, rows, pooled, float32, prefix_kv):
-                lp, emb = self._score_batch([prompt_ids[i] for i in idx], block, pooled and [pooled[i] for i in idx], prefix, kv, float32)
-                logprobs[idx] = lp.numpy()
+                cols = np.arange(len(candidates)) if columns is None else np.flatnonzero(columns[idx].any(0))
+                batch_block = block if columns is None else _CandidateBlock([answer_ids[c] for c in cols])
+                batch_pooled = pooled and [pooled[i] for i in idx]
+                lp, emb = self._score_batch([prompt_ids[i] for i in idx], batch_block, batch_pooled, prefix, kv, float32)
+                logprobs[np.ix_(idx, cols)] = lp.numpy()
                 if emb is not None:
                     embeddings[idx] = emb.numpy()
                 bar.update(len(idx))
+                pairs += len(idx) * len(cols)
+            return pairs
 
         with tqdm(total=len(prompts), unit="prompt", disable=not progress, desc="scoring") as bar:
             score_rows(range(len(prompts)), bar)
-        near, near_seconds = [], 0.0
+        near, near_seconds, near_pairs = [], 0.0, 0
         if self.autocasts and len(candidates) > 1:
             top_two = np.sort(logprobs, axis=1)[:, -2:]
             near = np.flatnonzero(top_two[:, 1] - top_two[:, 0] < NEAR_TIE)
             started = time.perf_counter()
             with tqdm(total=len(near), unit="prompt", disable=not progress or not len(near), desc="near ties, float32") as bar:
-                score_rows(near, bar, float32=True)
+                near_pairs = score_rows(near, bar, float32=True, columns=contenders(logprobs))
             near_seconds = time.perf_counter() - started
-            logger.info("rescored %d of %d prompts in float32 in %.1f s: their best two candidates were within %s nats in bf16",
-                        len(near), len(prompts), near_seconds, NEAR_TIE)
-        return ScoreResult(logprobs, candidate_probs(logprobs), logprobs.argmax(1), embeddings, len(near), near_seconds)
+            logger.info("rescored %d of %d prompts in float32 against %d candidates in all, in %.1f s: their best two "
+                        "candidates were within %s nats in bf16", len(near), len(prompts), near_pairs, near_seconds, NEAR_TIE)
+        return ScoreResult(
+            logprobs, candidate_probs(logprobs), logprobs.argmax(1), embeddings, len(near), near_seconds, near_pairs
+        )
+
+
+def contenders(logprobs: np.ndarray) -> np.ndarray:
+    """[N, C] mask of the candidates within ``2 x NEAR_TIE`` of each prompt's best: those that float32 could rank first.
+
+    Every swap of the best pair between bf16 and float32 that the README's probe found was
+    between candidates under ``NEAR_TIE`` apart; a candidate twice that far below the best
+    would need a swap twice as large. ``bench-score`` checks the argmax against float32.
+    """
+    return logprobs >= logprobs.max(1, keepdims=True) - 2 * NEAR_TIE
 
 
 def candidate_probs(logprobs: np.ndarray) -> np.ndarray:

@@ -209,7 +209,8 @@ def test_bf16_path_gives_the_float32_argmax_on_the_smoke_data(tiny_dir, smoke):
 
 @pytest.mark.parametrize("share_prefix", [True, False])
 def test_bf16_near_ties_are_rescored_in_float32_and_the_rest_kept(tiny_dir, smoke, monkeypatch, share_prefix):
-    """Prompts whose best two bf16 log-probs are within NEAR_TIE get float32's log-probs; the others keep bf16's."""
+    """Prompts whose best two bf16 log-probs are within NEAR_TIE get float32's log-probs for their contenders, and
+    float32's argmax; the others keep bf16's."""
     from behaviorlm_lf import scorer as scorer_module
 
     prompts, candidates = smoke_test_prompts(smoke)
@@ -226,5 +227,12 @@ def test_bf16_near_ties_are_rescored_in_float32_and_the_rest_kept(tiny_dir, smok
     near = gaps < scorer_module.NEAR_TIE
     assert 0 < near.sum() < len(prompts)
     assert np.abs(unchecked.logprobs[near] - float32.logprobs[near]).max() > 1e-4  # bf16 alone differs there
-    np.testing.assert_allclose(checked.logprobs[near], float32.logprobs[near], atol=1e-5, rtol=0)
+    contending = scorer_module.contenders(unchecked.logprobs) & near[:, None]
+    np.testing.assert_allclose(checked.logprobs[contending], float32.logprobs[contending], atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(checked.pred[near], float32.pred[near])
+    # The rest of a near tie's candidates keep bf16's log-prob, unless a prompt batched with it contended for them.
+    rescored = np.isclose(checked.logprobs, float32.logprobs, atol=1e-5, rtol=0)
+    kept = checked.logprobs == unchecked.logprobs
+    assert (rescored | kept)[near].all()
+    assert (~rescored)[near].any()  # the float32 pass skipped some candidates
     np.testing.assert_array_equal(checked.logprobs[~near], unchecked.logprobs[~near])
