@@ -18,8 +18,9 @@ other: a shared 2-core machine's speed drifts by a third over minutes, and takin
 gives every pass the same drift, so the ratios hold even where the prompts/s do not.
 
 Prints prompts/s of each, the speed-ups of 2 and 3 over 1 (and how many near ties 2 scored again
-in float32), the ratios of 2 to 4 and to 5 (also without the near ties' float32 pass), how often
-2's and 1's argmax agree and the largest log-probability and probability difference.
+in float32, against how many of their candidates), the ratios of 2 to 4 and to 5 (also without the
+near ties' float32 pass), how often 2's and 1's argmax agree and the largest log-probability and
+probability difference.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
                 scored[name].append(result)
     ours, float32 = (np.concatenate([r.logprobs for r in scored[k]]) for k in ("ours", "float32, whole prompts"))
     near_ties = {name: sum(r.near_ties for r in results) for name, results in scored.items()}
+    near_pairs = {name: sum(r.near_tie_candidates for r in results) for name, results in scored.items()}
     first_pass = seconds["ours"] - sum(r.near_tie_seconds for r in scored["ours"])
 
     precision = "bf16 autocast" if scorers["ours"].bf16 else "float32"
@@ -99,7 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     for name in scorers:
         line = f"  scorer, {name:<23} {n / seconds[name]:.3f} prompts/s"
         if name != "float32, whole prompts":
-            line += f"   speed-up {baseline / seconds[name]:.2f}x ({precision}; near ties scored again in float32: {near_ties[name]}/{n})"
+            line += f"   speed-up {baseline / seconds[name]:.2f}x ({precision}; near ties scored again in float32: {near_ties[name]}/{n}"
+            if near_ties[name]:
+                line += f", {near_pairs[name] / near_ties[name]:.1f} of {len(candidates)} candidates each"
+            line += ")"
         print(line)
     for name in ("prompt pass, whole", "prompt pass, shared prefixes once"):
         print(f"  {name:<31} {n / seconds[name]:.3f} prompts/s   scorer (ours) / it = {seconds['ours'] / seconds[name]:.2f}x "
