@@ -54,7 +54,7 @@ class ScoreResult:
     embeddings: np.ndarray | None  # [N, H] float32 E(x) (see CandidateScorer.score), None when not asked for
     near_ties: int = 0  # prompts scored again in float32 (see CandidateScorer)
     near_tie_seconds: float = 0.0  # the time that took
-    near_tie_candidates: int = 0  # (prompt, candidate) pairs that float32 pass scored: contenders, and their batches'
+    near_tie_candidates: int = 0  # (prompt, candidate) pairs it scored: each batch, its prompts' contenders together
 
 
 def load_template(tokenizer, name: str = "smollm2"):
