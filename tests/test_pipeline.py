@@ -9,6 +9,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from conftest import REPO_ROOT, smoke_run
 
@@ -17,7 +18,7 @@ from behaviorlm_lf.b_tune import b_tune
 from behaviorlm_lf.convert import convert
 from behaviorlm_lf.fileio import read_jsonl
 from behaviorlm_lf.hparams import ATuneArguments, BTuneArguments, DataArguments, FirstStageArguments, SelectArguments, build
-from behaviorlm_lf.scorer import CandidateScorer
+from behaviorlm_lf.scorer import CandidateScorer, encode_pair, through_stop
 from behaviorlm_lf.select import select
 from behaviorlm_lf.simulator import simulate_events
 
@@ -52,8 +53,22 @@ def test_pipeline_writes_a_b_tuned_adapter_and_inspection_csv(pipeline):
     assert all(p["chosen"] != p["rejected"] and p["rejected"] in vocabulary["candidates"] for p in pairs)
 
 
+@torch.inference_mode()
+def after_stop_logprobs(scorer: CandidateScorer, prompts: list[str], answers: list[str]) -> np.ndarray:
+    """log p of each answer's tokens after its stop token (ChatML's newline): DPO scores them, the scorer stops before."""
+    out = []
+    for prompt, answer in zip(prompts, answers):
+        prompt_ids, answer_ids = encode_pair(scorer.template, scorer.tokenizer, prompt, answer)
+        kept = len(through_stop(answer_ids, scorer.stop_ids))
+        logits = scorer.model(input_ids=torch.tensor([prompt_ids + answer_ids]), logits_to_keep=len(answer_ids) + 1).logits
+        token_lp = logits[0, :-1].double().log_softmax(-1).gather(-1, torch.tensor(answer_ids)[:, None])[:, 0]
+        out.append(token_lp[kept:].sum().item())
+    return np.array(out)
+
+
 def test_first_dpo_step_reference_is_the_a_tuned_model(pipeline):
-    """At step 1 the new adapter is zero: policy = reference, and both must equal the scorer's A-tuned log-probs."""
+    """At step 1 the new adapter is zero: policy = reference, and both must equal the scorer's A-tuned log-probs
+    (with the tokens after the stop token, which DPO trains on and the scorer leaves out)."""
     run, _, adapter = pipeline
     layout = run.layout()
     first = json.loads((adapter / "trainer_state.json").read_text())["log_history"][0]
@@ -67,18 +82,22 @@ def test_first_dpo_step_reference_is_the_a_tuned_model(pipeline):
     assert len(batch) == step_pairs
     candidates = json.loads(layout.behaviors_file.read_text())["candidates"]
     bf16 = config["bf16"]
-    scorer = CandidateScorer(run.model, adapter_dir=layout.first_stage_dir(), bf16=bf16)
-    scores = scorer.score([p["instruction"] for p in batch], candidates)
-    rows = np.arange(len(batch))
-    chosen = scores.logprobs[rows, [candidates.index(p["chosen"]) for p in batch]].mean()
-    rejected = scores.logprobs[rows, [candidates.index(p["rejected"]) for p in batch]].mean()
+    prompts = [p["instruction"] for p in batch]
+
+    def mean_logprob(scorer: CandidateScorer, answer: str) -> float:
+        """The batch's mean log p of its ``answer`` candidates over the whole trained turn, as DPO logs it."""
+        answers = [p[answer] for p in batch]
+        scores = scorer.score(prompts, candidates).logprobs[np.arange(len(batch)), [candidates.index(a) for a in answers]]
+        return float((scores + after_stop_logprobs(scorer, prompts, answers)).mean())
+
+    a_tuned = CandidateScorer(run.model, adapter_dir=layout.first_stage_dir(), bf16=bf16)
+    chosen = mean_logprob(a_tuned, "chosen")
     # bf16 training (bf16 weights) rounds differently from the scorer's bf16 autocast (float32 weights)
     tolerance = {"rel": 5e-3} if bf16 else {"abs": 1e-3}
     assert first["logps/chosen"] == pytest.approx(chosen, **tolerance)
-    assert first["logps/rejected"] == pytest.approx(rejected, **tolerance)
+    assert first["logps/rejected"] == pytest.approx(mean_logprob(a_tuned, "rejected"), **tolerance)
     # and not the backbone's: the A-tuned model is the reference
-    backbone = CandidateScorer(run.model, bf16=bf16).score([p["instruction"] for p in batch], candidates)
-    base_chosen = backbone.logprobs[rows, [candidates.index(p["chosen"]) for p in batch]].mean()
+    base_chosen = mean_logprob(CandidateScorer(run.model, bf16=bf16), "chosen")
     assert abs(first["logps/chosen"] - chosen) < abs(first["logps/chosen"] - base_chosen)
 
 

@@ -13,7 +13,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from behaviorlm_lf.models import TINY_MODEL_DIR, make_tiny
 from behaviorlm_lf.prompts import PromptRenderer, format_event
-from behaviorlm_lf.scorer import CandidateScorer, encode_pair, naive_logprobs, prefix_groups, sample_token_positions
+from behaviorlm_lf.scorer import (
+    CandidateScorer,
+    encode_pair,
+    naive_logprobs,
+    prefix_groups,
+    sample_token_positions,
+    through_stop,
+)
 
 PROMPTS = [
     "Next?",
@@ -66,6 +73,8 @@ def test_tokens_are_those_training_sees(scorer):
         assert input_ids == prompt_ids + answer_ids
         assert labels == [IGNORE_INDEX] * len(prompt_ids) + answer_ids
         assert answer_ids[-2:] == scorer.tokenizer.encode("<|im_end|>\n", add_special_tokens=False)
+        # scored as generation emits it: through <|im_end|>, not the newline trained after it
+        assert through_stop(answer_ids, scorer.stop_ids) == answer_ids[:-1]
 
 
 def test_matches_naive(scorer, result):
