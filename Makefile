@@ -6,7 +6,8 @@
 #            SOURCE=<event file for DATASET=<name>>   COLUMNS=user=..,time=..,place=..,behavior=..
 #            MODEL=<HF folder>  TEMPLATE=<LlamaFactory template>  SEED=<seed>
 #            EPSILON=<aux ratio>  AUX=<alpaca/sharegpt file>  FIRST_STAGE=anchor_train|all_train|tail_train
-#            F=<pairs per class>  STRATEGY=dds|random|topk  CONFUSION=prose|literal  VARIANT=dpo|sft
+#            F=<pairs per class>  STRATEGY=dds|random|topk  CONFUSION=prose|literal
+#            VARIANT=dpo|dpo_nll|sft|sft_replay|sft_dpo (B-Tuning; default: the preset's)  VARIANTS="..." (b-tune-study)
 #            RUN=base|a_tune|b_tune (eval)  METHOD=<baseline>  SEEDS="0 1 2"  ROWS=main|all (benchmark)
 #            ROOT=<folder for data/, saves/, reports/>  DEVICE=cuda|cpu (gpu-bench)
 
@@ -27,7 +28,7 @@ SELECT_FLAGS = $(call opt,--per-class,$(F)) $(call opt,--strategy,$(STRATEGY)) $
 MODEL_FLAGS  = $(FIRST_FLAGS) $(SELECT_FLAGS) $(call opt,--variant,$(VARIANT))
 DEFAULT_MODEL = $(if $(filter smoke,$(PRESET)),tiny,default)
 
-.PHONY: setup models data a-tune select b-tune report demo eval baseline benchmark learning-curve test bench bench-train bench-score gpu-kit gpu-bench clean
+.PHONY: setup models data a-tune select b-tune b-tune-study report demo eval baseline benchmark learning-curve test bench bench-train bench-score gpu-kit gpu-bench clean
 
 setup: $(STAMP)
 
@@ -55,6 +56,10 @@ select: a-tune
 
 b-tune: select
 	$(BIN)/behaviorlm b-tune $(RUN_FLAGS) $(MODEL_FLAGS)
+
+# Every variant from the same A-tuned model and selection, each keeping its best epoch on validation: which to use.
+b-tune-study: models
+	$(BIN)/behaviorlm b-tune-study $(RUN_FLAGS) $(FIRST_FLAGS) $(SELECT_FLAGS) $(call opt,--variants,$(VARIANTS))
 
 report: b-tune
 	$(BIN)/behaviorlm report $(RUN_FLAGS) $(MODEL_FLAGS)

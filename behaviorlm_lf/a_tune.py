@@ -13,14 +13,13 @@ tail behaviors: Fig. 5's reversed curriculum).
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from .aux_corpus import BUILTIN_CORPUS, load_corpus, select_aux
 from .cache import run_stage
 from .errors import MissingStageError, user_errors_exit
-from .fileio import atomic_output, read_jsonl
+from .fileio import read_jsonl, write_jsonl
 from .hardware import model_training_settings
 from .hparams import ATuneArguments, FirstStageArguments, RunArguments, parse
 from .layout import RunLayout
@@ -54,8 +53,7 @@ def prepare_aux(layout: RunLayout, first: FirstStageArguments, model: str, train
         return None, stats
     set_name = f"aux_{train_set}_eps{first.epsilon:g}"
     path = layout.set_file(set_name)
-    with atomic_output(path) as tmp:
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in selected), encoding="utf-8")
+    write_jsonl(path, selected)
     name = layout.set_registry_name(set_name)
     register({name: entry(path, layout.registry, columns=AUX_COLUMNS)}, layout.registry)
     return name, stats

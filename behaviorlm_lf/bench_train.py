@@ -118,13 +118,13 @@ def main(argv: list[str] | None = None) -> None:
         "plot_loss": False,
         "logging_steps": 1,
     }
-    a_hp, b_hp = build(ATuneArguments, run.preset).overrides(), build(BTuneArguments, run.preset).overrides()
+    a_hp, b_hp = build(ATuneArguments, run.preset).overrides(), build(BTuneArguments, run.preset, variant="dpo").overrides()
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         tmp = Path(tmp)
         sft_data = {"dataset_dir": str(layout.data_root), "dataset": layout.set_registry_name("anchor_train"), "max_steps": args.sft_steps}
         sft = bench_stage(A_TUNE_CONFIG, common | a_hp | sft_data, tmp / "sft")
         dpo_data = {"dataset_dir": str(write_pool_pairs(layout.set_file("pool"), tmp)), "dataset": "bench_pairs", "max_steps": args.dpo_steps}
-        dpo = bench_stage(VARIANTS["dpo"][0], common | b_hp | dpo_data, tmp / "dpo")
+        dpo = bench_stage(VARIANTS["dpo"].config, common | b_hp | dpo_data, tmp / "dpo")
     print(f"\n{machine_description()}; model {run.model_dir()}, {run.preset} preset ({a_hp} / {b_hp}); "
           f"ours = {llamafactory_precision()} + lf_hooks, no gradient checkpointing")
     print(report(f"A-Tuning (SFT), {args.sft_steps} steps x batch 8 of {layout.set_registry_name('anchor_train')}:", "samples", sft))

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
-import numpy as np
 import pandas as pd
 
 from .a_tune import a_tune
@@ -41,9 +40,17 @@ from .errors import UserError, user_errors_exit
 from .eval import evaluate
 from .fileio import atomic_output
 from .hardware import machine_description
-from .hparams import ATuneArguments, BTuneArguments, DataArguments, FirstStageArguments, RunArguments, SelectArguments, build, parse
-from .metrics import PAPER_METRICS, paired_difference
-from .report import NAMES, claims_lines, markdown_table, replicates_of, summary_frame, write_figures
+from .hparams import (
+    ATuneArguments,
+    BTuneArguments,
+    DataArguments,
+    FirstStageArguments,
+    RunArguments,
+    SelectArguments,
+    build,
+    parse,
+)
+from .report import claims_lines, difference_table, markdown_table, summary_frame, write_figures
 from .select import select
 
 logger = logging.getLogger(__name__)
@@ -119,14 +126,16 @@ class SeedRunner:
         return self.timed(row, "eval", evaluate, run, model, adapter, slug(row))
 
     def behaviorlm(
-        self, row: str, run: RunArguments, first: FirstStageArguments, sel: SelectArguments | None = None, variant: str = "dpo"
+        self, row: str, run: RunArguments, first: FirstStageArguments, sel: SelectArguments | None = None, variant: str | None = None
     ) -> Path:
-        """First stage, selection and B-Tuning in ``run``; returns the B-tuned model's report."""
+        """First stage, selection and B-Tuning (the preset's variant, or ``variant``) in ``run``; returns the report."""
         sel = sel or self.sel
+        hp = build(BTuneArguments, run.preset, **({"variant": variant} if variant else {}))
         self.timed(row, "first stage", a_tune, run, first, build(ATuneArguments, run.preset))
         self.timed(row, "select", select, run, first, sel)
-        adapter = self.timed(row, "b_tune", b_tune, run, first, sel, build(BTuneArguments, run.preset, variant=variant))
-        return self.evaluate(row, run, str(run.layout().merged_dir(first.first_stage)), adapter)
+        self.timed(row, "b_tune", b_tune, run, first, sel, hp)
+        model, adapter = run.trained_model("b_tune", first.first_stage, sel.suffix(), hp.variant)
+        return self.evaluate(row, run, model, adapter)
 
     def wanted(self, row: str) -> bool:
         return not self.args.only or row in self.args.only
@@ -179,23 +188,6 @@ class SeedRunner:
             yield row, self.behaviorlm(row, thresholded, anchors)
 
 
-def _difference_table(rows: dict[str, list[Path]], names: list[str], reference: str) -> str:
-    """Each row's change from ``reference`` in points, with the paired 95% interval."""
-    header = "| Variant | " + " | ".join(NAMES.values()) + " |\n|---|" + "---|" * len(NAMES) + "\n"
-    lines = []
-    for name in names:
-        if name not in rows or reference not in rows:
-            lines.append(f"| {name} | " + " | ".join("not run yet" for _ in PAPER_METRICS) + " |\n")
-            continue
-        a, b = replicates_of(rows[name]), replicates_of(rows[reference])
-        cells = []
-        for m in PAPER_METRICS:
-            mean, low, high = paired_difference(a[m], b[m])
-            cells.append("n/a" if np.isnan(mean) else f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |\n")
-    return header + "".join(lines)
-
-
 def main_rows(args: BenchmarkArguments) -> list[str]:
     rows = [row for row, method in BASELINES.items() if method in args.baselines] + MAIN_ROWS[len(BASELINES):]
     return [row for row in rows if row in args.only] if args.only else rows
@@ -232,7 +224,7 @@ def write_results(out: Path, rows: dict[str, list[Path]], times: pd.DataFrame, v
         "\n## Main results (Tables 3 and 8)\n\n", markdown_table(frame, main),
     ]
     if args.rows == "all":
-        text += ["\n## Ablations (Table 4): change from BehaviorLM, in points\n\n", _difference_table(rows, ABLATIONS, "BehaviorLM")]
+        text += ["\n## Ablations (Table 4): change from BehaviorLM, in points\n\n", difference_table(rows, ABLATIONS, "BehaviorLM")]
         text += ["\n## First stage on all, anchor or medium + tail behaviors, each then B-Tuning (Fig. 5)\n\n",
                  markdown_table(frame[frame["name"].isin(FIG5.values())] if len(frame) else frame, list(FIG5.values()))]
         for title, names in (

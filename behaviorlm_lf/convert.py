@@ -113,7 +113,7 @@ def sample_config(source: str, data: DataArguments, seed: int) -> SampleConfig:
         top_k=data.top_k if data.top_k is not None else known.get("top_k"), min_count=data.min_count,
         split_by=data.split_by or known.get("split_by", "user"), seed=seed, max_train=data.max_train,
         max_valid=data.max_valid, max_natural_test=data.max_natural_test,
-        balanced_per_class=data.balanced_per_class, pool_per_class=data.pool_per_class,
+        balanced_per_class=data.balanced_per_class, pool_per_class=data.pool_per_class, valid_per_class=data.valid_per_class,
     )
 
 

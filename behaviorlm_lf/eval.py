@@ -32,6 +32,8 @@ from .metrics import PAPER_METRICS, write_report
 logger = logging.getLogger(__name__)
 
 TEST_SETS = {"natural": "test_natural", "balanced": "test_balanced"}
+# What B-Tuning chooses its epoch on (its Overall, Head, Medium, Tail), for a model's validation report.
+VALIDATION_SETS = {"balanced": "valid_balanced"}
 PREDICT_CONFIG = CONFIG_DIR / "predict.yaml"
 NO_MATCH = "(no match)"
 FINAL_PUNCTUATION = ".!?\"' "
@@ -68,15 +70,16 @@ def generated_scores(
 
 
 def evaluate(
-    run: RunArguments, model: str, adapter: Path | None, name: str, generate: bool = False
+    run: RunArguments, model: str, adapter: Path | None, name: str, generate: bool = False, sets: dict[str, str] = TEST_SETS
 ) -> Path:
-    """Score both test sets with ``model`` (+ ``adapter``) and write the report ``name``; returns its folder (cached)."""
+    """Score ``sets`` (the two test sets; or ``VALIDATION_SETS``) with ``model`` (+ ``adapter``) and write the report
+    ``name``; returns its folder (cached)."""
     layout = run.layout()
     if adapter is not None and not (Path(adapter) / "adapter_model.safetensors").is_file():
         raise MissingStageError("the stage that trains this adapter", adapter, "behaviorlm a-tune / b-tune with the same flags")
     name = name + ("_generate" if generate else "")
     out = layout.report_dir(name)
-    inputs = {f"set:{s}": layout.set_file(s) for s in TEST_SETS.values()} | {"behaviors": layout.behaviors_file, "model": Path(model)}
+    inputs = {f"set:{s}": layout.set_file(s) for s in sets.values()} | {"behaviors": layout.behaviors_file, "model": Path(model)}
     if adapter is not None:
         inputs["adapter"] = Path(adapter) / "adapter_model.safetensors"
     if generate:
@@ -85,14 +88,14 @@ def evaluate(
     def build(tmp: Path) -> dict:
         vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
         candidates, behaviors = vocabulary["candidates"], vocabulary["behaviors"]
-        records = {key: read_jsonl(layout.set_file(s)) for key, s in TEST_SETS.items()}
+        records = {key: read_jsonl(layout.set_file(s)) for key, s in sets.items()}
         extra = {"model": str(model), "adapter": str(adapter) if adapter else None, "mode": "generate" if generate else "scorer"}
         if generate:
             columns = candidates + [NO_MATCH]
             behaviors = behaviors + [{"name": NO_MATCH, "group": "none", "report_group": "none"}]
             scores = {}
             with tempfile.TemporaryDirectory(prefix="generate_") as work:  # LlamaFactory's prediction folders
-                for key, set_name in TEST_SETS.items():
+                for key, set_name in sets.items():
                     scores[key], extra[f"{key}_no_match_rate"] = generated_scores(run, set_name, model, adapter, candidates, Path(work) / key)
         else:
             from .scorer import CandidateScorer
@@ -101,10 +104,8 @@ def evaluate(
             scorer = CandidateScorer(model, adapter_dir=adapter, template=run.chat_template())
             scores = {key: scorer.score([r["instruction"] for r in rows], candidates).probs for key, rows in records.items()}
             extra["bf16"] = scorer.bf16
-        labels = {key: [r["output"] for r in rows] for key, rows in records.items()}
-        metrics = write_report(
-            tmp, name, (labels["natural"], scores["natural"]), (labels["balanced"], scores["balanced"]), columns, behaviors, extra
-        )
+        given = {key: ([r["output"] for r in rows], scores[key]) for key, rows in records.items()}
+        metrics = write_report(tmp, name, given.get("natural"), given.get("balanced"), columns, behaviors, extra)
         return {k: metrics[k] for k in PAPER_METRICS}
 
     run_stage(f"eval:{name}", out, inputs, {"generate": generate, "template": run.chat_template()}, build, code=__name__)

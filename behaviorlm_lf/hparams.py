@@ -23,7 +23,6 @@ import yaml
 from .errors import MissingStageError, UserError
 from .layout import FIRST_STAGES, RunLayout, Selection
 
-
 MODELS_OF_A_RUN = ("base", "a_tune", "b_tune")
 
 
@@ -75,7 +74,8 @@ class RunArguments:
         if which == "a_tune":
             return self.model_dir(), layout.first_stage_dir(first_stage)
         if which == "b_tune":
-            return str(layout.merged_dir(first_stage)), layout.b_tune_dir(first_stage, selection_suffix, variant)
+            base = layout.b_tune_base_dir(first_stage, selection_suffix, variant)
+            return str(base), layout.b_tune_dir(first_stage, selection_suffix, variant)
         raise UserError(f"unknown model {which!r}: choose one of {MODELS_OF_A_RUN} or pass --model/--adapter")
 
     def chat_template(self) -> str:
@@ -109,6 +109,9 @@ class DataArguments:
     max_valid: int | None = field(default=None, metadata={"help": "cap of the validation set"})
     max_natural_test: int | None = field(default=None, metadata={"help": "cap of the natural test set"})
     balanced_per_class: int = field(default=500, metadata={"help": "balanced test samples per behavior"})
+    valid_per_class: int = field(
+        default=100, metadata={"help": "balanced validation samples per behavior (B-Tuning keeps its best epoch on them)"}
+    )
     pool_per_class: int = field(default=100, metadata={"help": "selection pool samples per behavior"})
     sim_users: int = field(default=300, metadata={"help": "simulated users (default data set)"})
     sim_days: int = field(default=28, metadata={"help": "simulated days (default data set)"})
@@ -164,35 +167,84 @@ class SelectArguments:
     strategy: Literal["dds", "random", "topk"] = field(default="dds", metadata={"help": "random = w/o DDS, topk = w/o KMeans"})
     confusion: Literal["prose", "literal"] = field(default="prose", metadata={"help": "reading of the confusion term"})
     embed: Literal["sample", "last"] = field(default="sample", metadata={"help": "E(x): the sample's tokens or the last one"})
+    max_pairs_per_rejected: int | None = field(
+        default=None,
+        metadata={"help": "cap of the pairs one rejected label may take; a pair over it rejects its next most probable wrong label"},
+    )
     default_per_class: int = field(default=20, metadata={"help": "the preset's F, whose variant has no suffix"})
 
+    def __post_init__(self):
+        if self.max_pairs_per_rejected is not None and self.max_pairs_per_rejected < 1:
+            raise UserError(f"--max_pairs_per_rejected must be at least 1, got {self.max_pairs_per_rejected}")
+
     def selection(self) -> Selection:
-        return Selection(self.strategy, self.per_class, self.confusion)
+        return Selection(self.strategy, self.per_class, self.confusion, self.max_pairs_per_rejected)
 
     def suffix(self) -> str:
         return self.selection().suffix(self.default_per_class)
 
 
+# The second stage's variants (section 3.3 and Table 4's "w/o DPO", plus three for small backbones; README, "B-Tuning").
+B_TUNE_VARIANTS = {
+    "dpo": "the paper's: LoRA-DPO on the selected pairs, the A-tuned model as the reference",
+    "dpo_nll": "DPO plus the chosen answer's likelihood (LlamaFactory's pref_ftx; RPO)",
+    "sft": "SFT on the selected samples (Table 4's w/o DPO)",
+    "sft_replay": "SFT on the selected samples plus as many anchor samples (keeps the head)",
+    "sft_dpo": "the sft variant, then DPO on pairs rebuilt from its own wrong answers, it as the reference",
+}
+# With TRL 0.24, LlamaFactory 0.9.5 calls TRL's dpo_loss without a loss type, which then defaults to sigmoid: these
+# names would silently train sigmoid DPO.
+SILENTLY_SIGMOID = ("ipo", "hinge", "kto_pair")
+
+
 @dataclass
 class BTuneArguments:
-    """B-Tuning training (DPO, or SFT for the w/o DPO ablation); None: the YAML's value."""
+    """B-Tuning training: the variant and its hyper-parameters (None: the variant's YAML value)."""
 
     preset_key: ClassVar[str] = "b_tune"
-    variant: Literal["dpo", "sft"] = field(default="dpo", metadata={"help": "sft = the w/o DPO ablation"})
-    learning_rate: float | None = None
-    pref_beta: float | None = None
-    lora_rank: int | None = None
-    lora_alpha: int | None = None
-    num_train_epochs: float | None = None
-    max_samples: int | None = None
-    cutoff_len: int | None = None
-    per_device_train_batch_size: int | None = None
-    gradient_accumulation_steps: int | None = None
+    variant: Literal["dpo", "dpo_nll", "sft", "sft_replay", "sft_dpo"] = field(
+        default="dpo", metadata={"help": "; ".join(f"{name}: {text}" for name, text in B_TUNE_VARIANTS.items())}
+    )
+    learning_rate: float | None = field(default=None, metadata={"help": "peak learning rate (cosine to 1e-6 after a 10%% warm-up)"})
+    num_train_epochs: float | None = field(
+        default=None, metadata={"help": "epochs; the checkpoint of the epoch with the best balanced validation Overall is kept"}
+    )
+    pref_beta: float | None = field(default=None, metadata={"help": "DPO beta (DPO variants)"})
+    pref_ftx: float | None = field(default=None, metadata={"help": "weight of the chosen answer's NLL added to DPO (dpo_nll)"})
+    pref_loss: str | None = field(
+        default=None, metadata={"help": "preference loss of the DPO variants: sigmoid (DPO), orpo or simpo"}
+    )
+    lora_rank: int | None = field(default=None, metadata={"help": "rank of the B-Tuning LoRA adapter"})
+    lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha of the B-Tuning adapter"})
+    max_samples: int | None = field(default=None, metadata={"help": "cap of the training samples (pairs) per data set"})
+    cutoff_len: int | None = field(default=None, metadata={"help": "longest training sequence in tokens"})
+    per_device_train_batch_size: int | None = field(default=None, metadata={"help": "samples (pairs) per forward pass"})
+    gradient_accumulation_steps: int | None = field(
+        default=None, metadata={"help": "forward passes per step; with the batch, the samples per step (the paper's 8)"}
+    )
+
+    def __post_init__(self):
+        if self.variant not in B_TUNE_VARIANTS:
+            raise UserError(f"--variant must be one of {list(B_TUNE_VARIANTS)}, got {self.variant!r}")
+        if self.pref_loss in SILENTLY_SIGMOID:
+            raise UserError(
+                f"--pref_loss {self.pref_loss}: LlamaFactory 0.9.5 with TRL 0.24 trains sigmoid DPO under this name "
+                "(its trainer calls TRL's dpo_loss without the loss type); use sigmoid, orpo or simpo"
+            )
+        if self.pref_loss not in (None, "sigmoid", "orpo", "simpo"):
+            raise UserError(f"--pref_loss must be sigmoid, orpo or simpo, got {self.pref_loss!r}")
+        if self.num_train_epochs is not None and (self.num_train_epochs < 1 or self.num_train_epochs != int(self.num_train_epochs)):
+            raise UserError(f"--num_train_epochs for B-Tuning is a whole number of epochs (one checkpoint each), got {self.num_train_epochs}")
+
+    @property
+    def is_dpo(self) -> bool:
+        return self.variant in ("dpo", "dpo_nll", "sft_dpo")
 
     def overrides(self) -> dict:
+        """LlamaFactory settings given (the DPO-only ones only for the DPO variants)."""
         found = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "variant"}
-        if self.variant == "sft":
-            found.pop("pref_beta", None)
+        if not self.is_dpo:
+            found = {k: v for k, v in found.items() if not k.startswith("pref_")}
         return found
 
 
@@ -218,6 +270,7 @@ def parse(classes: tuple[type, ...], argv: list[str] | None = None, description:
     early = argparse.ArgumentParser(add_help=False)
     early.add_argument("--preset", default=os.environ.get("PRESET", "cpu"))
     early.add_argument("--config", type=Path)
+    early.add_argument("--variant")
     first, _ = early.parse_known_args(argv)
     from_file = {}
     if first.config is not None:
@@ -226,9 +279,10 @@ def parse(classes: tuple[type, ...], argv: list[str] | None = None, description:
         from_file = yaml.safe_load(first.config.read_text(encoding="utf-8")) or {}
     preset = from_file.get("preset", first.preset) if "--preset" not in (argv or []) else first.preset
     parser.set_defaults(preset=preset)
+    variant = first.variant or from_file.get("variant")  # picks the preset's per-variant overlay
     known = {f.name for cls in classes for f in dataclasses.fields(cls)}
     for cls in classes:
-        overlay = preset_overlay(preset, cls.preset_key)
+        overlay = preset_overlay(preset, cls.preset_key, variant)
         parser.set_defaults(**{key: value for key, value in overlay.items() if key in {f.name for f in dataclasses.fields(cls)}})
     _apply(parser, from_file, known, str(first.config))
     parsed = parser.parse_args_into_dataclasses(args=argv)
@@ -240,7 +294,8 @@ def build(cls: type, preset: str, **values):
     from .presets import preset_overlay
 
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in preset_overlay(preset, cls.preset_key).items() if k in names} | values)
+    overlay = preset_overlay(preset, cls.preset_key, values.get("variant"))
+    return cls(**{k: v for k, v in overlay.items() if k in names} | values)
 
 
 @dataclass

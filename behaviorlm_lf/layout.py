@@ -9,8 +9,10 @@ the commands run in):
     saves/<data name>/<preset>[/<sub-run>]/
         a_tune/  a_merged/                 A-Tuning's adapter, and the backbone with it merged
         pool_scores/                       the selection pool scored by the A-tuned model
-        select<variant>/                   selected samples and pairs
-        b_tune<variant>/                   the B-Tuning adapter (on a_merged)
+        select<selection>/                 selected samples, pairs and replayed anchor samples
+        b_tune[_<variant>]<selection>/     the B-Tuning adapter (on a_merged), its report
+        b_tune_sft<selection>_merged/      sft_dpo: the sft variant merged in (its DPO's model and reference)
+        b_tune_sft<selection>_pairs/       sft_dpo: the pairs rebuilt from that model's wrong answers
         sft_<set>/ sft_<set>_merged/ sft_<set>_pool_scores/ ...
                                            the same after another first stage (all_train: full
                                            fine-tuning; tail_train: Fig. 5's tail-first stage)
@@ -43,18 +45,21 @@ def _prefix(first_stage: str) -> str:
 
 @dataclass(frozen=True)
 class Selection:
-    """A B-Tuning selection variant: strategy, samples per class and the reading of the confusion term."""
+    """A B-Tuning selection variant: strategy, samples per class, the reading of the confusion term and the cap of
+    pairs per rejected label."""
 
     strategy: str = "dds"
     per_class: int = 20
     confusion: str = "prose"
+    max_pairs_per_rejected: int | None = None
 
     def suffix(self, default_per_class: int) -> str:
-        """"" for the default (DDS, the preset's F, the prose reading), else e.g. "_random_F5" or "_literal"."""
+        """"" for the default (DDS, the preset's F, the prose reading, no cap), else e.g. "_random_F5", "_literal", "_rcap20"."""
         return (
             ("" if self.strategy == "dds" else f"_{self.strategy}")
             + ("" if self.per_class == default_per_class else f"_F{self.per_class}")
             + ("" if self.confusion == "prose" else f"_{self.confusion}")
+            + ("" if self.max_pairs_per_rejected is None else f"_rcap{self.max_pairs_per_rejected}")
         )
 
 
@@ -115,8 +120,18 @@ class RunLayout:
         kind = "b_tune" if variant == "dpo" else f"b_tune_{variant}"
         return self.run_dir / f"{_prefix(first_stage)}{kind}{selection_suffix}"
 
+    def b_tune_base_dir(self, first_stage: str, selection_suffix: str, variant: str = "dpo") -> Path:
+        """The model a variant's adapter sits on: the merged first stage, or for ``sft_dpo`` the sft variant merged in."""
+        if variant != "sft_dpo":
+            return self.merged_dir(first_stage)
+        return self.b_tune_dir(first_stage, selection_suffix, "sft").with_name(f"{_prefix(first_stage)}b_tune_sft{selection_suffix}_merged")
+
+    def rebuilt_pairs_dir(self, first_stage: str, selection_suffix: str) -> Path:
+        """``sft_dpo``'s pairs: the selected samples scored by the sft variant, each against its own wrong answer."""
+        return self.run_dir / f"{_prefix(first_stage)}b_tune_sft{selection_suffix}_pairs"
+
     def selected_set(self, first_stage: str, selection_suffix: str, kind: str) -> str:
-        """The set a selection publishes beside the data (``pairs`` or ``selected_sft``), fixed per
+        """The set a selection publishes beside the data (``pairs``, ``selected_sft``, ``replay``, ``sft_pairs``), fixed per
         first stage, sub-run and variant so that ``llamafactory_configs/b_tune.yaml`` names ``<data>_pairs``."""
         return f"{_prefix(first_stage)}{self.sub_run + '_' if self.sub_run else ''}{kind}{selection_suffix}"
 

@@ -52,6 +52,7 @@ def run_llamafactory(
     hooks: bool = True,
     precision: dict | None = None,
     final_dir: Path | None = None,
+    keep_checkpoints: bool = False,
 ) -> dict:
     """Run ``llamafactory-cli train`` (or ``export``); return its final metrics and logged losses.
 
@@ -61,7 +62,8 @@ def run_llamafactory(
     so that it reruns as written. The output is streamed to the terminal
     (LlamaFactory's progress bars) and kept in ``output_dir/llamafactory.log``.
     Intermediate ``checkpoint-*`` folders are removed once the best model has
-    been saved at the top level.
+    been saved at the top level, unless ``keep_checkpoints`` (B-Tuning scores
+    each epoch's checkpoint on validation, then removes them).
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +90,7 @@ def run_llamafactory(
     if returncode != 0:
         raise UserError(f"llamafactory-cli {command} failed with exit code {returncode}; see {output_dir / 'llamafactory.log'}")
     running.unlink()
-    for checkpoint in output_dir.glob("checkpoint-*"):
+    for checkpoint in [] if keep_checkpoints else output_dir.glob("checkpoint-*"):
         shutil.rmtree(checkpoint)
     peak_rss = usage.ru_maxrss * 1024  # kilobytes on Linux
     return {"wall_seconds": round(time.time() - started, 1), "peak_rss_bytes": peak_rss, **read_metrics(output_dir)}

@@ -21,9 +21,10 @@ logger = logging.getLogger(__name__)
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 SPLITS = ("train", "valid", "test")
 # The sets written for every data set: A-Tuning's anchor-labelled training samples, the full fine-tuning set,
-# the medium+tail set of Fig. 5's reversed curriculum (labels below 5%), validation, the two test sets and
-# B-Tuning's selection pool.
-SETS = ("anchor_train", "all_train", "tail_train", "valid", "test_natural", "test_balanced", "pool")
+# the medium+tail set of Fig. 5's reversed curriculum (labels below 5%), validation, the two test sets, B-Tuning's
+# selection pool and the balanced validation set B-Tuning keeps its best epoch on (the same number of samples per
+# behavior from the validation users: the paper's "best-performing model on the validation set" for a balanced goal).
+SETS = ("anchor_train", "all_train", "tail_train", "valid", "test_natural", "test_balanced", "pool", "valid_balanced")
 HEAD_MIN, TAIL_MAX = 0.05, 0.01  # reporting groups: head > 5%, medium 1-5%, tail < 1%
 
 
@@ -43,6 +44,7 @@ class SampleConfig:
     max_natural_test: int | None = None
     balanced_per_class: int = 500
     pool_per_class: int = 100
+    valid_per_class: int = 100
 
 
 @dataclass
@@ -171,6 +173,7 @@ def build_sample_sets(events: pd.DataFrame, config: SampleConfig, source: str = 
         "test_natural": np.sort(test[:n_natural]),
         "test_balanced": _per_class(test[n_natural:], arrays.behavior, config.balanced_per_class, rng("test_balanced")),
         "pool": _per_class(train, arrays.behavior, config.pool_per_class, rng("pool")),
+        "valid_balanced": _per_class(by_split["valid"], arrays.behavior, config.valid_per_class, rng("valid_balanced")),
     }
     balanced_counts = np.bincount(arrays.behavior[sets["test_balanced"]], minlength=len(arrays.behaviors))
     behavior_table["balanced_test"] = balanced_counts

@@ -19,7 +19,15 @@ c = 0) or equation 2 as printed (``literal``: c = d, 0 for a within-group confus
 and 1 otherwise). Per class, ``dds`` picks F samples by K-means++ seeding on the
 L2-normalised E(x) weighted by D / max D; ``random`` (w/o DDS) picks uniformly;
 ``topk`` (w/o KMeans) takes the F most difficult. Pairs are (x, chosen = y,
-rejected = y_hat, or the most probable wrong candidate where the model was right).
+rejected = y_hat, or the most probable wrong candidate where the model was right);
+``--max_pairs_per_rejected K`` lets no label be the rejected answer of more than K
+pairs (a pair over the cap rejects its next most probable wrong label instead).
+
+Besides the pairs, a selection writes the selected samples as SFT data (the
+``sft`` variant, Table 4's w/o DPO), as many anchor training samples drawn at
+random (``sft_replay`` trains on both), and ``diagnostics.json``: where the
+first-stage model ranks the true label of the pool's samples, per report group
+(Hit@1/5/10), and how often each label is the rejected answer.
 """
 
 from __future__ import annotations
@@ -35,16 +43,17 @@ from sklearn.cluster import kmeans_plusplus
 
 from .cache import run_stage
 from .errors import user_errors_exit
-from .fileio import atomic_output, read_jsonl
+from .fileio import atomic_output, read_jsonl, write_json, write_jsonl
 from .hparams import FirstStageArguments, RunArguments, SelectArguments, parse
 from .layout import RunLayout
+from .pairs import pair_diagnostics, rank_diagnostics, rejected_candidates
 from .registry import entry, register
 
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("dds", "random", "topk")
 CONFUSIONS = ("prose", "literal")
-KINDS = ("pairs", "selected_sft")
+KINDS = ("pairs", "selected_sft", "replay")
 
 
 def difficulty(
@@ -89,11 +98,11 @@ def build_selection(scored: pd.DataFrame, embeddings: np.ndarray, per_class: int
     return scored
 
 
-def rejected_candidates(probs: np.ndarray, label: np.ndarray) -> np.ndarray:
-    """y_hat where it is wrong, else the most probable wrong candidate."""
-    masked = probs.copy()
-    masked[np.arange(len(label)), label] = -np.inf
-    return masked.argmax(axis=1)
+def draw_replay(anchor_samples: list[dict], n: int, seed: int) -> list[dict]:
+    """``n`` anchor training samples at random (all when there are fewer): ``sft_replay``'s reminder of the head."""
+    rng = np.random.default_rng([seed, len(KINDS)])
+    picked = np.sort(rng.choice(len(anchor_samples), size=min(n, len(anchor_samples)), replace=False))
+    return [anchor_samples[i] for i in picked]
 
 
 def score_pool(run: RunArguments, first: FirstStageArguments, embed: str = "sample") -> Path:
@@ -132,14 +141,18 @@ def select(run: RunArguments, first: FirstStageArguments, sel: SelectArguments) 
     scores = score_pool(run, first, sel.embed)
     suffix = sel.suffix()
     out = layout.select_dir(first.first_stage, suffix)
-    inputs = {"scores": scores / "scores.npz", "pool": layout.set_file("pool"), "behaviors": layout.behaviors_file}
-    config = {"per_class": sel.per_class, "lam": sel.lam, "strategy": sel.strategy, "confusion": sel.confusion, "seed": run.seed}
+    replay_source = layout.set_file("anchor_train")
+    inputs = {"scores": scores / "scores.npz", "pool": layout.set_file("pool"), "behaviors": layout.behaviors_file,
+              "replay_source": replay_source}
+    config = {"per_class": sel.per_class, "lam": sel.lam, "strategy": sel.strategy, "confusion": sel.confusion, "seed": run.seed,
+              "max_pairs_per_rejected": sel.max_pairs_per_rejected}
 
     def build(tmp: Path) -> dict:
         vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
         candidates = vocabulary["candidates"]
-        groups = {b["name"]: b["group"] for b in vocabulary["behaviors"]}
-        is_anchor = np.array([groups[c] == "anchor" for c in candidates])
+        groups = {b["name"]: b for b in vocabulary["behaviors"]}
+        is_anchor = np.array([groups[c]["group"] == "anchor" for c in candidates])
+        report_group = np.array([groups[c]["report_group"] for c in candidates])
         pool = read_jsonl(layout.set_file("pool"))
         label = np.array([candidates.index(r["output"]) for r in pool])
         saved = np.load(scores / "scores.npz")
@@ -159,21 +172,28 @@ def select(run: RunArguments, first: FirstStageArguments, sel: SelectArguments) 
             }
         )
         scored = build_selection(scored, embeddings, sel.per_class, sel.strategy, run.seed)
-        rejected = np.asarray(candidates)[rejected_candidates(probs, label)]
         chosen_rows = np.flatnonzero(scored["selected"].to_numpy())
+        rejected = rejected_candidates(probs, label)
+        rejected[chosen_rows] = rejected_candidates(probs[chosen_rows], label[chosen_rows], sel.max_pairs_per_rejected)
+        scored["rejected"] = np.asarray(candidates)[rejected]
         pairs = [
-            {"instruction": pool[i]["instruction"], "input": "", "chosen": pool[i]["output"], "rejected": rejected[i]}
+            {"instruction": pool[i]["instruction"], "input": "", "chosen": pool[i]["output"], "rejected": candidates[rejected[i]]}
             for i in chosen_rows
         ]
         sft = [{"instruction": pool[i]["instruction"], "input": "", "output": pool[i]["output"]} for i in chosen_rows]
+        replay = draw_replay(read_jsonl(replay_source), len(sft), run.seed)
         scored.to_csv(tmp / "scored.csv", index=False)
-        for name, records in (("pairs.jsonl", pairs), ("selected_sft.jsonl", sft)):
-            (tmp / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        for kind, records in (("pairs", pairs), ("selected_sft", sft), ("replay", replay)):
+            write_jsonl(tmp / f"{kind}.jsonl", records)
+        diagnostics = {"pool_rank_of_true_label": rank_diagnostics(logprobs, label, report_group)} | pair_diagnostics(pairs)
+        write_json(tmp / "diagnostics.json", diagnostics)
         counts = scored.groupby("label")["selected"].sum()
         short = sorted(counts[counts < sel.per_class].index)
         if short:
             logger.info("%d classes had fewer than F=%d samples and contribute all they have: %s", len(short), sel.per_class, short)
-        return {"scored": len(scored), "pairs": len(pairs), "pool_accuracy": float((pred == label).mean()), "classes_short_of_F": short}
+        logger.info("first-stage model's rank of the true label on the pool: %s", diagnostics["pool_rank_of_true_label"])
+        return {"scored": len(scored), "pairs": len(pairs), "replay": len(replay), "pool_accuracy": float((pred == label).mean()),
+                "classes_short_of_F": short}
 
     run_stage(f"select{suffix}", out, inputs, config, build, code=__name__)
     publish(out, layout, first.first_stage, suffix)

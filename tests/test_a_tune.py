@@ -63,12 +63,15 @@ def test_epsilon_zero_gives_no_aux_and_a_too_small_corpus_is_an_error(smoke, tmp
 
 def test_every_preset_keeps_the_papers_8_samples_per_step():
     """Presets may split a step into micro-batches for memory (the cpu preset does), never change its size."""
+    from behaviorlm_lf.b_tune import VARIANTS
     from behaviorlm_lf.hparams import BTuneArguments
     from behaviorlm_lf.lf_run import CONFIG_DIR
     from behaviorlm_lf.presets import PRESETS
 
     for preset in PRESETS:
-        for cls, config in ((ATuneArguments, "a_tune.yaml"), (BTuneArguments, "b_tune.yaml"), (BTuneArguments, "b_tune_sft.yaml")):
-            resolved = yaml.safe_load((CONFIG_DIR / config).read_text()) | build(cls, preset).overrides()
+        stages = [(CONFIG_DIR / "a_tune.yaml", build(ATuneArguments, preset))]
+        stages += [(v.config, build(BTuneArguments, preset, variant=name)) for name, v in VARIANTS.items()]
+        for config, hp in stages:
+            resolved = yaml.safe_load(config.read_text()) | hp.overrides()
             assert resolved["per_device_train_batch_size"] * resolved["gradient_accumulation_steps"] == 8, (preset, config)
     assert build(ATuneArguments, "cpu").per_device_train_batch_size == 4

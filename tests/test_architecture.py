@@ -20,7 +20,7 @@ from behaviorlm_lf.registry import entry, read_registry, register
 
 PACKAGE = REPO_ROOT / "behaviorlm_lf"
 STAGES = {"convert", "a_tune", "select", "b_tune", "eval", "baselines", "predict", "models"}
-ORCHESTRATORS = {"report", "benchmark", "learning_curve", "bench_train", "bench_score", "gpu_bench", "gpu_kit", "cli", "__main__"}
+ORCHESTRATORS = {"report", "benchmark", "b_tune_study", "learning_curve", "bench_train", "bench_score", "gpu_bench", "gpu_kit", "cli", "__main__"}
 
 
 def test_layout_places_every_output_of_a_run():

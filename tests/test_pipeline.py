@@ -17,6 +17,7 @@ from behaviorlm_lf.a_tune import a_tune
 from behaviorlm_lf.b_tune import b_tune
 from behaviorlm_lf.convert import convert
 from behaviorlm_lf.fileio import read_jsonl
+from behaviorlm_lf.pairs import rejected_candidates
 from behaviorlm_lf.hparams import ATuneArguments, BTuneArguments, DataArguments, FirstStageArguments, SelectArguments, build
 from behaviorlm_lf.scorer import CandidateScorer, encode_pair, through_stop
 from behaviorlm_lf.select import select
@@ -36,6 +37,38 @@ def pipeline(tmp_path_factory, tiny_model):
     selection = select(run, first, sel)
     adapter = b_tune(run, first, sel, build(BTuneArguments, "smoke"))
     return run, selection, adapter
+
+
+def test_b_tune_reports_what_it_kept_and_why(pipeline):
+    run, _, adapter = pipeline
+    diagnostics = json.loads((adapter / "diagnostics.json").read_text())
+    assert len(diagnostics["validation"]) == 2  # the smoke preset's two epochs, each scored on validation
+    assert diagnostics["best_epoch"] in (1.0, 2.0)
+    assert diagnostics["best_validation_overall"] == max(e["overall"] for e in diagnostics["validation"])
+    assert {"logps/chosen", "logps/rejected", "rewards/margins"} <= set(diagnostics["training"])
+    assert set(diagnostics["pairs"]["pool_rank_of_true_label"]) <= {"head", "medium", "tail"}
+    report = (adapter / "report.md").read_text()
+    assert "Validation per epoch" in report and "Rejected answers" in report and (adapter / "dpo_logps.png").is_file()
+    assert not list(adapter.glob("checkpoint-*"))
+
+
+def test_sft_dpo_rebuilds_the_pairs_from_the_sft_models_own_wrong_answers(pipeline):
+    run, _, _ = pipeline
+    layout = run.layout()
+    first, sel = FirstStageArguments(), build(SelectArguments, "smoke")
+    adapter = b_tune(run, first, sel, build(BTuneArguments, "smoke", variant="sft_dpo"))
+    sft_model = layout.b_tune_base_dir("anchor_train", "", "sft_dpo")
+    assert yaml.safe_load((adapter / "llamafactory_train.yaml").read_text())["model_name_or_path"] == str(sft_model.resolve())
+    assert run.trained_model("b_tune", variant="sft_dpo") == (str(sft_model), adapter)
+    selected = read_jsonl(layout.set_file("selected_sft"))
+    pairs = read_jsonl(layout.set_file("sft_pairs"))
+    assert [p["chosen"] for p in pairs] == [s["output"] for s in selected]
+    candidates = json.loads(layout.behaviors_file.read_text())["candidates"]
+    scored = CandidateScorer(str(sft_model)).score([s["instruction"] for s in selected], candidates)
+    label = np.array([candidates.index(s["output"]) for s in selected])
+    assert [p["rejected"] for p in pairs] == [candidates[k] for k in rejected_candidates(scored.probs, label)]
+    first_pairs = read_jsonl(layout.set_file("pairs"))
+    assert [p["instruction"] for p in first_pairs] == [p["instruction"] for p in pairs]  # the same samples, new answers
 
 
 def test_pipeline_writes_a_b_tuned_adapter_and_inspection_csv(pipeline):
