@@ -9,7 +9,7 @@
 #            F=<pairs per class>  STRATEGY=dds|random|topk  CONFUSION=prose|literal
 #            VARIANT=dpo|dpo_nll|sft|sft_replay|sft_dpo (B-Tuning; default: the preset's)  VARIANTS="..." (b-tune-study)
 #            RUN=base|a_tune|b_tune (eval)  METHOD=<baseline>  SEEDS="0 1 2"  ROWS=main|all (benchmark)
-#            ROOT=<folder for data/, saves/, reports/>  DEVICE=cuda|cpu (gpu-bench)
+#            ROOT=<folder for data/, saves/, reports/>  DEVICE=cuda|cpu  STUDY=1 (gpu-bench: then b-tune-study)
 
 PRESET  ?= cpu
 DATASET ?= default
@@ -77,7 +77,7 @@ benchmark: models
 
 learning-curve: models
 	$(BIN)/behaviorlm learning-curve $(RUN_FLAGS) --max-train 2000 --sizes 250 500 1000 2000 \
-		--learning-rates 2e-4 3e-3 --lr-size 500 --out docs
+		--learning-rates 2e-4 3e-3 --lr-size 500
 
 bench-train: models data
 	$(BIN)/behaviorlm bench-train $(RUN_FLAGS)
@@ -94,7 +94,8 @@ KIT        := gpu_kit
 GPU_PYTHON  = $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 GPU_FLAGS   = $(if $(filter command line,$(origin PRESET)),--preset $(PRESET)) \
               $(if $(filter command line,$(origin DATASET)),--dataset $(DATASET)) \
-              $(call opt,--model,$(MODEL)) $(call opt,--root,$(ROOT)) $(call opt,--aux,$(AUX)) --device $(or $(DEVICE),cuda)
+              $(call opt,--model,$(MODEL)) $(call opt,--root,$(ROOT)) $(call opt,--aux,$(AUX)) --device $(or $(DEVICE),cuda) \
+              $(if $(STUDY),--study)
 
 gpu-kit: $(STAMP)
 	$(BIN)/python -m behaviorlm_lf.gpu_kit build --kit $(KIT)

@@ -75,7 +75,7 @@ def a_tune(run: RunArguments, first: FirstStageArguments, hp: ATuneArguments, tr
     overrides = {
         "model_name_or_path": model,
         "template": run.chat_template(),
-        "dataset_dir": layout.data_root,
+        "dataset_dir": layout.dataset_dir,
         "dataset": [layout.set_registry_name(train_set)] + ([aux_name] if aux_name else []),
         "eval_dataset": layout.set_registry_name("valid"),
         "seed": run.seed,

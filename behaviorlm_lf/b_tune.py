@@ -205,7 +205,7 @@ def b_tune(run: RunArguments, first: FirstStageArguments, sel: SelectArguments, 
     overrides = {
         "model_name_or_path": base,
         "template": template,
-        "dataset_dir": layout.data_root,
+        "dataset_dir": layout.dataset_dir,
         "dataset": ",".join(layout.set_registry_name(s) for s in train_sets),
         "seed": run.seed,
         **model_training_settings(base),

@@ -2,10 +2,11 @@
 
     behaviorlm b-tune-study [--dataset default] [--preset cpu] [--variants dpo dpo_nll sft sft_replay sft_dpo]
     behaviorlm b-tune-study --dataset foursquare-nyc --sub-run BehaviorLM     # the benchmark's first stage
+    behaviorlm b-tune-study --settings sft_replay:num_train_epochs=4          # a variant with other settings
 
 Runs the data stage, A-Tuning and the selection once, then each variant with the
-preset's settings for it (``b_tune:<variant>`` in :mod:`behaviorlm_lf.presets`),
-each keeping its best epoch on the balanced validation set, and evaluates every
+preset's settings for it (``b_tune:<variant>`` in :mod:`behaviorlm_lf.presets`;
+``--settings`` changes them), each keeping its best epoch on the balanced validation set, and evaluates every
 model on the test sets. Writes ``reports/<data>/<preset>[/<sub-run>]/b_tune_study/``
 ``study.md`` and ``study.csv``: per row the validation Overall that chose it, the
 six test metrics with 95% bootstrap intervals, the epoch kept and the time; each
@@ -18,6 +19,7 @@ and an interrupted study resumes; the report is rewritten after every row.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -50,11 +52,37 @@ class StudyArguments:
     baselines: list[str] = field(
         default_factory=lambda: ["markov", "sasrec"], metadata={"help": "baselines shown beside them (none: --baselines)"}
     )
+    settings: list[str] = field(
+        default_factory=list, metadata={"help": "VARIANT:KEY=VALUE over the preset's settings of a variant, e.g. sft_replay:num_train_epochs=4"}
+    )
 
     def __post_init__(self):
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown:
             raise UserError(f"--variants: unknown variant {unknown[0]!r}; choose from {list(VARIANTS)}")
+        self.changes()
+
+    def changes(self) -> dict[str, dict]:
+        """``--settings`` as {variant: {field: value}}, each value typed as its field."""
+        names = {f.name: f for f in dataclasses.fields(BTuneArguments)}
+        found: dict[str, dict] = {}
+        for item in self.settings:
+            variant, _, assignment = item.partition(":")
+            key, _, value = assignment.partition("=")
+            if variant not in VARIANTS or key not in names or key == "variant" or not value:
+                raise UserError(f"--settings {item!r}: expected VARIANT:KEY=VALUE with a variant of {list(VARIANTS)} and a b-tune setting")
+            found.setdefault(variant, {})[key] = _number(value)
+        return found
+
+
+def _number(text: str) -> int | float | str:
+    """A flag's value as the command line would type it: an int, else a float (1e-4), else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def stage_seconds(*folders: Path) -> float:
@@ -134,8 +162,9 @@ def study(run: RunArguments, data: DataArguments, first: FirstStageArguments, se
     for method in args.baselines:
         name = {"markov": "Markov", "sasrec": "SASRec"}.get(method, method)
         rows[name], facts[name] = [run_baseline(run, BaselineArguments(method=method))], {}
+    changes = args.changes()
     for variant in args.variants:
-        hp = build(BTuneArguments, run.preset, variant=variant)
+        hp = build(BTuneArguments, run.preset, variant=variant, **changes.get(variant, {}))
         b_tune(run, first, sel, hp)
         model, trained = run.trained_model("b_tune", first.first_stage, sel.suffix(), variant)
         report = evaluate(run, model, trained, trained.name)

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     a_hp, b_hp = build(ATuneArguments, run.preset).overrides(), build(BTuneArguments, run.preset, variant="dpo").overrides()
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         tmp = Path(tmp)
-        sft_data = {"dataset_dir": str(layout.data_root), "dataset": layout.set_registry_name("anchor_train"), "max_steps": args.sft_steps}
+        sft_data = {"dataset_dir": str(layout.dataset_dir), "dataset": layout.set_registry_name("anchor_train"), "max_steps": args.sft_steps}
         sft = bench_stage(A_TUNE_CONFIG, common | a_hp | sft_data, tmp / "sft")
         dpo_data = {"dataset_dir": str(write_pool_pairs(layout.set_file("pool"), tmp)), "dataset": "bench_pairs", "max_steps": args.dpo_steps}
         dpo = bench_stage(VARIANTS["dpo"].config, common | b_hp | dpo_data, tmp / "dpo")

@@ -9,7 +9,7 @@ Writes, under ``data/<data name>/``, one alpaca JSON-lines file per set (what
 their structure (for baselines and metrics), the training and validation users'
 events (for the baselines), ``behaviors.json`` (vocabulary, training frequencies,
 anchor/tail and head/medium/tail groups, counts) and a manifest; and registers
-every set in ``data/dataset_info.json``.
+every set in LlamaFactory's registry ``dataset_info.json`` (at the root).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -45,7 +44,6 @@ KNOWN_SOURCES = {
     "mit-placelab": {"file": "mit-placelab/mit_placelab_activities.csv", "split_by": "time"},
 }
 SIMULATED = "default"
-DATA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def shared_data(root: Path) -> Path:
@@ -166,8 +164,6 @@ def _to_builtin(value):
 def convert(run: RunArguments, data: DataArguments) -> Path:
     """Convert the run's source with ``data``'s settings into the run's data folder (cached); returns it."""
     layout: RunLayout = run.layout()
-    if not DATA_NAME.fullmatch(run.dataset):
-        raise UserError(f"--dataset {run.dataset!r} is not a plain folder name (letters, digits, '.', '_', '-')")
     source = source_of(run, data)
     config = sample_config(source, data, run.seed)
     inputs = {"templates": TEMPLATE_DIR}

@@ -57,7 +57,7 @@ def generated_scores(
     overrides = {
         "model_name_or_path": model,
         "template": run.chat_template(),
-        "dataset_dir": layout.data_root,
+        "dataset_dir": layout.dataset_dir,
         "eval_dataset": layout.set_registry_name(set_name),
     } | ({"adapter_name_or_path": adapter} if adapter else {})
     run_llamafactory(PREDICT_CONFIG, overrides, work)

@@ -10,6 +10,8 @@ LLM-NT, full fine-tuning and BehaviorLM. A-Tuning mixes in the shared alpaca
 corpus (999 conversations; the kit carries it) unless ``--aux`` names another:
 epsilon x 4,000 anchor samples needs 200, more than the built-in corpus holds.
 Writes the benchmark's ``results.md`` with stage times and GPU memory peaks.
+``--study`` then trains every other B-Tuning variant from BehaviorLM's first stage
+and selection (``behaviorlm b-tune-study``), for the study at gpu-bench size.
 Fails at once where there is no GPU, unless ``--device cpu``.
 
 A 135M model at batch 8 leaves the GPU mostly idle (kernel launches set the
@@ -33,11 +35,12 @@ from typing import ClassVar, Literal
 
 import pandas as pd
 
+from .b_tune_study import StudyArguments, study
 from .benchmark import BenchmarkArguments, benchmark, main_rows, results_dir
 from .convert import convert, shared_data
 from .errors import UserError, user_errors_exit
 from .gpu_kit import ALPACA
-from .hparams import DataArguments, RunArguments, parse
+from .hparams import DataArguments, FirstStageArguments, RunArguments, SelectArguments, build, parse
 from .models import DEFAULT_MODEL_DIR, make_default
 
 logger = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ LONGEST_CHAIN = ["BehaviorLM"]  # the part that runs beside all other rows
 class GpuBenchArguments:
     preset_key: ClassVar[str] = "gpu_bench"
     device: Literal["cuda", "cpu"] = field(default="cuda", metadata={"help": "cpu runs the same command without a GPU (smoke)"})
+    study: bool = field(default=False, metadata={"help": "then every B-Tuning variant from BehaviorLM's first stage (b-tune-study)"})
 
 
 @user_errors_exit
@@ -81,6 +85,11 @@ def main(argv: list[str] | None = None) -> None:
     measured = pd.concat([pd.read_csv(results_dir(run, part) / "stage_times.csv") for part in parts])
     out = benchmark(run, data, bench, command, measured=measured)
     print(f"{out / 'results.md'} ({time.time() - started:.0f} s, device {torch.cuda.get_device_name(0) if args.device == 'cuda' else 'cpu'})")
+    if args.study:  # the benchmark's BehaviorLM row is the study's first stage and selection
+        behaviorlm = dataclasses.replace(run, sub_run="BehaviorLM")
+        folder = study(behaviorlm, data, FirstStageArguments(aux=bench.aux), build(SelectArguments, run.preset), StudyArguments(baselines=[]),
+                       command)
+        print(f"{folder / 'study.md'} ({time.time() - started:.0f} s in all)")
 
 
 def run_parts(flags: list[str], parts: list[tuple[list[str], Path]], side_by_side: bool) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -24,6 +25,15 @@ from .errors import MissingStageError, UserError
 from .layout import FIRST_STAGES, RunLayout, Selection
 
 MODELS_OF_A_RUN = ("base", "a_tune", "b_tune")
+# A name that becomes a folder under data/, saves/ or reports/: no separator, no "..", nothing absolute, so that no
+# command writes, or replaces, anything outside its root.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_plain_name(flag: str, value: str) -> str:
+    if not PLAIN_NAME.fullmatch(value) or ".." in value:
+        raise UserError(f"{flag} {value!r} is not a plain folder name (letters, digits, '.', '_', '-'; no '/' or '..')")
+    return value
 
 
 @dataclass
@@ -43,6 +53,11 @@ class RunArguments:
         default=None, metadata={"help": "LlamaFactory chat template (default: inferred from the model folder)"}
     )
     sub_run: str = field(default="", metadata={"help": "name of a sub-run under saves/<data>/<preset>/ (the benchmark's rows)"})
+
+    def __post_init__(self):
+        check_plain_name("--dataset", self.dataset)
+        if self.sub_run:
+            check_plain_name("--sub_run", self.sub_run)
 
     def layout(self) -> RunLayout:
         return RunLayout(self.dataset, self.preset, self.seed, Path(self.root), self.sub_run)
@@ -135,20 +150,24 @@ class FirstStageArguments:
             raise UserError(f"--first-stage must be one of {FIRST_STAGES}, got {self.first_stage!r}")
 
 
+EPOCHS_HELP = "epochs at most; the stage keeps its best checkpoint on validation (A-Tuning: lowest loss; B-Tuning: best Overall)"
+
+
 @dataclass
 class ATuneArguments:
     """First-stage training hyper-parameters (None: the YAML's, i.e. the paper's)."""
 
     preset_key: ClassVar[str] = "a_tune"
-    learning_rate: float | None = None
-    lora_rank: int | None = None
-    lora_alpha: int | None = None
-    num_train_epochs: float | None = None
-    eval_steps: int | None = None
-    cutoff_len: int | None = None
-    # samples per forward pass; with the accumulation they make the samples per step (the paper's 8)
-    per_device_train_batch_size: int | None = None
-    gradient_accumulation_steps: int | None = None
+    learning_rate: float | None = field(default=None, metadata={"help": "peak learning rate (cosine to 1e-6 after a 10%% warm-up)"})
+    lora_rank: int | None = field(default=None, metadata={"help": "rank of the LoRA adapter the stage trains"})
+    lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha of the adapter the stage trains"})
+    num_train_epochs: float | None = field(default=None, metadata={"help": EPOCHS_HELP})
+    eval_steps: int | None = field(default=None, metadata={"help": "steps between validation-loss evaluations (and checkpoints)"})
+    cutoff_len: int | None = field(default=None, metadata={"help": "longest training sequence in tokens"})
+    per_device_train_batch_size: int | None = field(default=None, metadata={"help": "samples (DPO: pairs) per forward pass"})
+    gradient_accumulation_steps: int | None = field(
+        default=None, metadata={"help": "forward passes per step; with the batch, the samples per step (the paper's 8)"}
+    )
 
     def overrides(self) -> dict:
         found = {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
@@ -184,7 +203,8 @@ class SelectArguments:
         return self.selection().suffix(self.default_per_class)
 
 
-# The second stage's variants (section 3.3 and Table 4's "w/o DPO", plus three for small backbones; README, "B-Tuning").
+# The second stage's variants (section 3.3 and Table 4's "w/o DPO", plus three for small backbones;
+# docs/method.md, "B-Tuning variants and model selection").
 B_TUNE_VARIANTS = {
     "dpo": "the paper's: LoRA-DPO on the selected pairs, the A-tuned model as the reference",
     "dpo_nll": "DPO plus the chosen answer's likelihood (LlamaFactory's pref_ftx; RPO)",
@@ -206,19 +226,17 @@ class BTuneArguments:
         default="dpo", metadata={"help": "; ".join(f"{name}: {text}" for name, text in B_TUNE_VARIANTS.items())}
     )
     learning_rate: float | None = field(default=None, metadata={"help": "peak learning rate (cosine to 1e-6 after a 10%% warm-up)"})
-    num_train_epochs: float | None = field(
-        default=None, metadata={"help": "epochs; the checkpoint of the epoch with the best balanced validation Overall is kept"}
-    )
+    num_train_epochs: float | None = field(default=None, metadata={"help": EPOCHS_HELP})
     pref_beta: float | None = field(default=None, metadata={"help": "DPO beta (DPO variants)"})
     pref_ftx: float | None = field(default=None, metadata={"help": "weight of the chosen answer's NLL added to DPO (dpo_nll)"})
     pref_loss: str | None = field(
         default=None, metadata={"help": "preference loss of the DPO variants: sigmoid (DPO), orpo or simpo"}
     )
-    lora_rank: int | None = field(default=None, metadata={"help": "rank of the B-Tuning LoRA adapter"})
-    lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha of the B-Tuning adapter"})
+    lora_rank: int | None = field(default=None, metadata={"help": "rank of the LoRA adapter the stage trains"})
+    lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha of the adapter the stage trains"})
     max_samples: int | None = field(default=None, metadata={"help": "cap of the training samples (pairs) per data set"})
     cutoff_len: int | None = field(default=None, metadata={"help": "longest training sequence in tokens"})
-    per_device_train_batch_size: int | None = field(default=None, metadata={"help": "samples (pairs) per forward pass"})
+    per_device_train_batch_size: int | None = field(default=None, metadata={"help": "samples (DPO: pairs) per forward pass"})
     gradient_accumulation_steps: int | None = field(
         default=None, metadata={"help": "forward passes per step; with the batch, the samples per step (the paper's 8)"}
     )
@@ -309,3 +327,7 @@ class EvalArguments:
     adapter: Path | None = field(default=None, metadata={"help": "a LoRA adapter on --model instead of a model of the run"})
     name: str | None = field(default=None, metadata={"help": "report name (default: --run, or the model folder's name)"})
     generate: bool = field(default=False, metadata={"help": "free decoding matched to candidates, as the paper, instead of exact scoring"})
+
+    def __post_init__(self):
+        if self.name is not None:
+            check_plain_name("--name", self.name)

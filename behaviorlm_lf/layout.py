@@ -4,7 +4,8 @@ A run is a data set (converted with a seed), a preset and optionally a named
 sub-run (the benchmark gives each table row its own). Under ``root`` (the folder
 the commands run in):
 
-    data/dataset_info.json                LlamaFactory's registry (its default dataset_dir, "data")
+    dataset_info.json                     LlamaFactory's registry (the YAMLs' dataset_dir is the root); the
+                                          repository tracks the default data set's entries
     data/<data name>/<set>.jsonl          the data sets, registered as <data name>_<set>
     saves/<data name>/<preset>[/<sub-run>]/
         a_tune/  a_merged/                 A-Tuning's adapter, and the backbone with it merged
@@ -81,8 +82,13 @@ class RunLayout:
         return Path(self.root) / "data"
 
     @property
+    def dataset_dir(self) -> Path:
+        """LlamaFactory's ``dataset_dir``: the folder of the registry, which its entries' paths are relative to."""
+        return Path(self.root)
+
+    @property
     def registry(self) -> Path:
-        return self.data_root / REGISTRY
+        return self.dataset_dir / REGISTRY
 
     @property
     def data_dir(self) -> Path:

@@ -36,7 +36,7 @@ from .a_tune import A_TUNE_CONFIG, a_tune
 from .convert import convert
 from .errors import UserError, user_errors_exit
 from .eval import evaluate
-from .fileio import atomic_output, read_jsonl
+from .fileio import atomic_output, read_jsonl, write_jsonl
 from .hardware import machine_description
 from .hparams import ATuneArguments, DataArguments, FirstStageArguments, RunArguments, build, parse
 from .layout import RunLayout
@@ -54,7 +54,7 @@ class CurveArguments:
     sizes: list[int] = field(default_factory=lambda: [250, 500, 1000, 2000], metadata={"help": "training samples per point"})
     learning_rates: list[float] = field(default_factory=list, metadata={"help": "extra A-Tuning peak learning rates"})
     lr_size: int = field(default=500, metadata={"help": "the size the extra learning rates train at"})
-    out: Path = field(default=Path("docs"), metadata={"help": "folder of learning_curve.{md,csv,png}"})
+    out: Path = field(default=Path("reports/learning_curve"), metadata={"help": "folder of learning_curve.{md,csv,png}"})
 
 
 def nested_subset(layout: RunLayout, set_name: str, size: int) -> str:
@@ -64,8 +64,7 @@ def nested_subset(layout: RunLayout, set_name: str, size: int) -> str:
         raise UserError(f"{layout.set_file(set_name)} holds {len(records)} samples, fewer than {size}: convert with --max-train {size}")
     order = np.random.default_rng(layout.seed).permutation(len(records))[:size]
     name = f"{set_name}_n{size}"
-    with atomic_output(layout.set_file(name)) as tmp:
-        tmp.write_text("".join(json.dumps(records[i], ensure_ascii=False) + "\n" for i in sorted(order)), encoding="utf-8")
+    write_jsonl(layout.set_file(name), [records[i] for i in sorted(order)])
     register({layout.set_registry_name(name): entry(layout.set_file(name), layout.registry)}, layout.registry)
     return name
 

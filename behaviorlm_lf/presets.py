@@ -6,7 +6,7 @@ that size needs; never the method. Each is a dict keyed by a dataclass's
 
 ``smoke``: the tiny random model and a few dozen samples, for tests (a minute).
 ``cpu``: SmolLM2-135M on a 2-core CPU, sized so that one A-Tuning epoch over 1,000
-samples fits in half an hour (the README's measured demo gives the times and results).
+samples fits in half an hour (docs/results/ holds the measured demos, their times and results).
 ``gpu``: the paper's settings for an 8B-class model folder you provide (``MODEL=``).
 ``gpu-bench``: SmolLM2-135M at sizes a CPU cannot reach, for one GPU in about ten minutes (``make gpu-bench``).
 """
@@ -18,11 +18,11 @@ from .errors import UserError
 SMOLLM2 = "models/SmolLM2-135M-Instruct"
 # A 135M backbone learns from a thousand samples only with a learning rate ten times the paper's 1e-4 (which
 # is for an 8B model over thousands of steps) and a wider adapter; in bf16, updates at 1e-4 are also partly lost
-# to rounding (README, "Speed on this machine").
+# to rounding (docs/performance.md, "Training: bench-train").
 SMALL_MODEL_A_TUNE = {"learning_rate": 1.0e-3, "lora_rank": 16, "lora_alpha": 32}
 SMALL_MODEL_LORA = {"lora_rank": 16, "lora_alpha": 32}
 # The second stage's hyper-parameters per variant for a 135M backbone. DPO at 2e-4 collapsed the cpu demo's model onto
-# one rare behavior in one epoch; 5e-5 did not (README). The likelihood variants learn at A-Tuning's rate.
+# one rare behavior in one epoch; 5e-5 did not (docs/results/2026-11-26-cpu-demo-xeon.md). The likelihood variants learn at A-Tuning's rate.
 SMALL_MODEL_B_TUNE = {
     "dpo": {"learning_rate": 5.0e-5},
     "dpo_nll": {"learning_rate": 5.0e-4, "pref_ftx": 1.0},
@@ -31,8 +31,8 @@ SMALL_MODEL_B_TUNE = {
     "sft_dpo": {"learning_rate": 5.0e-5},
 }
 # On this CPU, half the sequences per forward pass, twice the accumulation: still 8 samples (pairs) per step, the
-# paper's batch, with about 40% less resident memory and no loss of speed (README, "Speed on this machine"). On a GPU a 135M
-# model is launch-bound, so the gpu presets keep the YAML's larger passes.
+# paper's batch, with about 40% less resident memory and no speed change established (docs/performance.md,
+# "Memory"). On a GPU a 135M model is launch-bound, so the gpu presets keep the YAML's larger passes.
 CPU_MICRO_BATCHES = {"sft": {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 2},
                      "dpo": {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 4}}
 DPO_VARIANTS = ("dpo", "dpo_nll", "sft_dpo")
@@ -89,7 +89,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         **per_variant({v: {} for v in SMALL_MODEL_B_TUNE}, dict.fromkeys(SMALL_MODEL_B_TUNE, 8)),
     },
     # Sized to one 15-minute GPU lease. On an H200 LlamaFactory trains this backbone at 3.6 steps of 8 samples per
-    # second (README): at 8,000 samples a first stage took 320 s, and two of them, DPO and four evaluations did not fit.
+    # second (docs/gpu.md): at 8,000 samples a first stage took 320 s, and two of them, DPO and four evaluations did not fit.
     "gpu-bench": {
         "run": {"model": SMOLLM2},
         "data": {

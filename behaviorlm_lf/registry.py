@@ -1,8 +1,12 @@
 """LlamaFactory's dataset registry (``dataset_info.json``): read, and merge entries into it atomically.
 
-The registry lives at ``data/dataset_info.json``, LlamaFactory's default
-``dataset_dir``; an entry is written right after its file, so every registered
-file exists, and nothing tracked by git is ever written.
+The registry is ``dataset_info.json`` at the root the commands run in (the
+``dataset_dir`` of ``llamafactory_configs/*.yaml``), as LlamaFactory's own
+``data/dataset_info.json`` is the registry its users extend. The repository tracks
+the entries of the default data set's sets, which ``make data`` writes; every other
+set (the auxiliary subset, a selection's pairs, another data set) is added to it
+when its file is written, right after the file, so every registered file exists.
+An entry is added or replaced, never removed.
 """
 
 from __future__ import annotations

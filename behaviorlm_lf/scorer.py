@@ -45,8 +45,8 @@ logger = logging.getLogger(__name__)
 
 POOLINGS = ("sample", "last")
 # bf16 moves a candidate's log-prob by up to a few tenths of a nat; where the top two bf16 log-probs are closer than
-# this, the prompt is rescored in float32, so that such near ties are ranked as float32 ranks them (README, "Speed on
-# this machine"), against its contenders only (`contenders`).
+# this, the prompt is rescored in float32, so that such near ties are ranked as float32 ranks them, against its
+# contenders only (`contenders`; docs/performance.md, "Scoring: bench-score").
 NEAR_TIE = 0.1
 
 
@@ -214,8 +214,8 @@ class CandidateScorer:
     means bf16 weights. On a CPU it means float32 weights under bf16 autocast: the decoder's matmuls
     run on the bf16 units while norms, residual sums and the log-softmax stay in float32, measured no
     slower than bf16 weights on this project's 2-core CPU. The LM head runs in float32 either way: its
-    bf16 output rounds logits of size 20 to steps of 0.125, which flipped 4% of a tuned model's argmaxes
-    (none with a float32 head; README, "Speed on this machine"). On a CPU, prompts whose best two
+    bf16 output rounds logits of size 20 to steps of 0.125, which flipped argmaxes of a tuned model
+    (docs/performance.md, "Scoring: bench-score"). On a CPU, prompts whose best two
     candidates come within ``NEAR_TIE`` in bf16 are scored again in float32 (the same weights), where
     the bf16 decoder's rounding alone can swap them, against their contenders only (:func:`contenders`):
     the float32 pass then costs the prompt and a few candidates rather than all of them.
@@ -423,8 +423,8 @@ class CandidateScorer:
 def contenders(logprobs: np.ndarray) -> np.ndarray:
     """[N, C] mask of the candidates within ``2 x NEAR_TIE`` of each prompt's best: those that float32 could rank first.
 
-    The README's probes found bf16 and float32 swapping a pair of candidates by at most 0.15
-    nats (0.09 on a Xeon); a candidate further than ``2 x NEAR_TIE`` below the best would need
+    The probes found bf16 and float32 swapping a pair of candidates by at most 0.15 nats (0.09
+    on a Xeon; docs/results/2026-11-27-bench-score-amd-contenders.md); a candidate further than ``2 x NEAR_TIE`` below the best would need
     a larger swap. ``bench-score`` checks the argmax against float32.
     """
     return logprobs >= logprobs.max(1, keepdims=True) - 2 * NEAR_TIE

@@ -25,7 +25,7 @@ ORCHESTRATORS = {"report", "benchmark", "b_tune_study", "learning_curve", "bench
 
 def test_layout_places_every_output_of_a_run():
     layout = RunLayout("default", "cpu", root=Path("/r"))
-    assert layout.data_dir == Path("/r/data/default") and layout.registry == Path("/r/data/dataset_info.json")
+    assert layout.data_dir == Path("/r/data/default") and layout.registry == Path("/r/dataset_info.json")
     assert layout.set_registry_name("pool") == "default_pool"
     assert layout.first_stage_dir() == Path("/r/saves/default/cpu/a_tune")
     assert layout.merged_dir() == Path("/r/saves/default/cpu/a_merged")
@@ -132,6 +132,77 @@ def test_an_installed_wheel_runs_the_data_stage_from_any_folder(tmp_path):
     assert str(site) in where.stdout
     result = subprocess.run([python, "-m", "behaviorlm_lf", "data", "--preset", "smoke"], cwd=elsewhere, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    registry = json.loads((elsewhere / "data" / "dataset_info.json").read_text())
-    assert all((elsewhere / "data" / e["file_name"]).is_file() for e in registry.values())
+    registry = json.loads((elsewhere / "dataset_info.json").read_text())
+    assert all((elsewhere / e["file_name"]).is_file() for e in registry.values())
     assert "personal assistant" in (elsewhere / "data" / "default" / "valid.jsonl").read_text()
+
+
+def test_every_setting_of_every_command_has_a_help_text():
+    """`behaviorlm <command> --help` explains every flag: each field of every settings class says what it does."""
+    import dataclasses
+    import importlib
+
+    missing = []
+    for module in sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__main__"):
+        loaded = importlib.import_module(f"behaviorlm_lf.{module}")
+        for name, cls in vars(loaded).items():
+            if isinstance(cls, type) and dataclasses.is_dataclass(cls) and hasattr(cls, "preset_key") and cls.__module__ == loaded.__name__:
+                missing += [f"{name}.{f.name}" for f in dataclasses.fields(cls) if not f.metadata.get("help")]
+    assert not missing, f"settings without a help text: {missing}"
+
+
+def test_the_tracked_registry_names_the_default_data_and_a_conversion_only_adds_to_it(tmp_path, tiny_model):
+    """`dataset_info.json` at the root is the registry the YAMLs read: in a fresh clone it names the sets `make data`
+    writes (each exists afterwards, the file unchanged); converting another data set adds its entries beside them."""
+    import dataclasses
+
+    from conftest import convert_smoke, smoke_run
+
+    tracked = read_registry(REPO_ROOT / "dataset_info.json")
+    assert tracked and all(name.startswith("default_") for name in tracked)
+    shutil.copyfile(REPO_ROOT / "dataset_info.json", tmp_path / "dataset_info.json")
+    run = smoke_run(tmp_path, tiny_model)
+    convert_smoke(run)
+    assert read_registry(tmp_path / "dataset_info.json") == tracked
+    assert all((tmp_path / e["file_name"]).is_file() for e in tracked.values())
+    convert_smoke(dataclasses.replace(run, dataset="other"), source="default")
+    grown = read_registry(tmp_path / "dataset_info.json")
+    assert {k: grown[k] for k in tracked} == tracked and any(k.startswith("other_") for k in grown)
+
+
+def test_the_yamls_run_as_written_from_the_root_on_the_default_data_and_cpu_preset():
+    """Their registry is the root's, their folders those the cpu preset's stages write (`make select` and before)."""
+    import yaml
+
+    from behaviorlm_lf.b_tune import VARIANTS
+    from behaviorlm_lf.lf_run import CONFIG_DIR
+
+    layout = RunLayout("default", "cpu")
+    for config in CONFIG_DIR.glob("*.yaml"):
+        settings = yaml.safe_load(config.read_text())
+        if "dataset_dir" in settings:
+            assert settings["dataset_dir"] == ".", config.name
+    a_tune = yaml.safe_load((CONFIG_DIR / "a_tune.yaml").read_text())
+    assert a_tune["output_dir"] == str(layout.first_stage_dir()) and a_tune["dataset"].split(",")[0] in read_registry(REPO_ROOT / "dataset_info.json")
+    for name, variant in VARIANTS.items():
+        settings = yaml.safe_load(variant.config.read_text())
+        assert settings["model_name_or_path"] == str(layout.b_tune_base_dir("anchor_train", "", name)), name
+        assert settings["output_dir"] == str(layout.b_tune_dir("anchor_train", "", name)), name
+
+
+def test_no_command_writes_where_git_tracks_files():
+    """Every folder a command writes under the root is ignored by git and holds no tracked file; the registry, the
+    one tracked file a command extends, is checked above. A result is promoted to docs/results/ by a commit."""
+    from behaviorlm_lf.gpu_kit import KIT
+    from behaviorlm_lf.learning_curve import CurveArguments
+
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    layout = RunLayout("default", "cpu", root=REPO_ROOT)
+    written = [layout.data_root, layout.run_dir.parents[1], layout.reports_dir.parents[1], layout.models_dir, REPO_ROOT / KIT,
+               REPO_ROOT / CurveArguments().out]
+    for folder in written:
+        relative = folder.relative_to(REPO_ROOT)
+        assert subprocess.run(["git", "check-ignore", "-q", str(relative) + "/"], cwd=REPO_ROOT).returncode == 0, f"{relative} is not ignored"
+        tracked = subprocess.run(["git", "ls-files", str(relative)], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+        assert not tracked, f"tracked files under {relative}: {tracked}"

@@ -52,7 +52,7 @@ def one_line_error(result: subprocess.CompletedProcess, *words: str) -> str:
 def nothing_left(root: Path, name: str) -> None:
     assert not (root / "data" / name).exists()
     assert not list((root / "data").glob(f"{name}.tmp-*")) if (root / "data").exists() else True
-    registry = root / "data" / "dataset_info.json"
+    registry = root / "dataset_info.json"
     assert not registry.exists() or not any(key.startswith(f"{name}_") for key in json.loads(registry.read_text()))
 
 
@@ -110,6 +110,17 @@ def test_a_folder_an_unknown_source_and_an_escaping_name(tmp_path):
     assert not (tmp_path / "escaped").exists()
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--name", "ABSOLUTE"), ("--name", "../../x"), ("--sub_run", "../x"), ("--sub_run", "a/b")])
+def test_a_report_or_sub_run_name_outside_its_root_is_refused_and_nothing_is_touched(tmp_path, flag, value):
+    """`eval --name /some/folder` once emptied that folder and wrote the report there."""
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    value = str(outside) if value == "ABSOLUTE" else value
+    one_line_error(cli("eval", "--preset", "smoke", flag, value, cwd=tmp_path), "plain folder name", flag)
+    assert (outside / "keep.txt").read_text() == "mine" and not (tmp_path / "reports").exists()
+
+
 def immutable(path: Path) -> None:
     """Make ``path`` unwritable even for root (the sandbox and CI run as root), or skip where the file system cannot."""
     done = subprocess.run(["chattr", "+i", str(path)], capture_output=True)
@@ -122,8 +133,7 @@ def writable(path: Path) -> None:
 
 
 def test_a_registry_that_cannot_be_written_leaves_no_data_folder(tmp_path):
-    registry = tmp_path / "data" / "dataset_info.json"
-    registry.parent.mkdir()
+    registry = tmp_path / "dataset_info.json"
     registry.write_text("{}")
     immutable(registry)
     try:

@@ -41,7 +41,7 @@ def test_every_set_is_written_and_registered(smoke):
 def test_every_registered_file_exists(smoke):
     layout = smoke.layout()
     for name, entry in read_registry(layout.registry).items():
-        assert (layout.data_root / entry["file_name"]).is_file(), name
+        assert (layout.dataset_dir / entry["file_name"]).is_file(), name
 
 
 def test_rerun_reuses_and_changed_config_rebuilds(tmp_path, tiny_model, caplog):
@@ -83,7 +83,7 @@ def test_llamafactory_loads_each_registered_set_with_the_default_tokenizer(smoke
         model_args, data_args, training_args, _, _ = get_train_args(
             {
                 "model_name_or_path": smoke.model, "stage": "sft", "do_train": True, "finetuning_type": "lora",
-                "dataset": f"default_{name}", "dataset_dir": str(layout.data_root), "template": "smollm2",
+                "dataset": f"default_{name}", "dataset_dir": str(layout.dataset_dir), "template": "smollm2",
                 "cutoff_len": 2048, "output_dir": str(tmp_path / name), "report_to": "none",
             }
         )

@@ -198,7 +198,7 @@ def test_gpu_bench_fails_fast_without_a_gpu_and_runs_at_smoke_size_on_cpu(tmp_pa
         done = subprocess.run([sys.executable, "-m", "behaviorlm_lf", "gpu-bench"], capture_output=True, text=True, cwd=tmp_path)
         assert done.returncode == 2 and "no CUDA GPU" in done.stderr
     done = subprocess.run(
-        ["make", "-C", str(REPO_ROOT), "gpu-bench", "PRESET=smoke", "DEVICE=cpu", "DATASET=default", f"ROOT={tmp_path}"],
+        ["make", "-C", str(REPO_ROOT), "gpu-bench", "PRESET=smoke", "DEVICE=cpu", "DATASET=default", f"ROOT={tmp_path}", "STUDY=1"],
         capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -213,6 +213,10 @@ def test_gpu_bench_fails_fast_without_a_gpu_and_runs_at_smoke_size_on_cpu(tmp_pa
         assert (reports / part / "results.md").is_file() and (reports / f"{part}.log").is_file()
     times = pd.read_csv(reports / "smoke" / "stage_times.csv")
     assert times.loc[(times["row"] == "BehaviorLM") & (times["stage"] == "b_tune"), "seconds"].item() > 1
+    # STUDY=1: every other variant from the BehaviorLM row's own first stage and selection
+    study = (tmp_path / "reports" / "default" / "smoke" / "BehaviorLM" / "b_tune_study" / "study.md").read_text()
+    assert all(f"| {row} |" in study for row in ("dpo (the paper's)", "dpo_nll", "sft", "sft_replay", "sft_dpo"))
+    assert "Best on validation" in study
     # A-Tuning mixes in the shared alpaca corpus where there is one (the kit's data where the kit was built, as the
     # Makefile picks, else the shared folder beside ROOT), else the built-in corpus
     from behaviorlm_lf.aux_corpus import BUILTIN_CORPUS

@@ -29,7 +29,7 @@ STEPS = {"max_steps": 3, "logging_steps": 1, "eval_strategy": "no", "save_strate
 )
 def test_hooked_run_logs_the_same_losses_as_plain_llamafactory(smoke, tmp_path, config, dataset):
     layout = smoke.layout()
-    dataset_dir = layout.data_root if dataset.startswith("default") else write_pool_pairs(layout.set_file("pool"), tmp_path)
+    dataset_dir = layout.dataset_dir if dataset.startswith("default") else write_pool_pairs(layout.set_file("pool"), tmp_path)
     common = {"model_name_or_path": smoke.model, "dataset_dir": str(dataset_dir), "dataset": dataset, **STEPS}
     losses = {}
     for hooks in (False, True):
