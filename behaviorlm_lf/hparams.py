@@ -30,6 +30,26 @@ MODELS_OF_A_RUN = ("base", "a_tune", "b_tune")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
+def check_range(settings, low: float | None = None, high: float | None = None, **fields) -> None:
+    """Each of ``fields`` (flag name -> minimum) at least its minimum, or ``low``..``high``; None passes (unset)."""
+    for name, minimum in fields.items():
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        floor = low if minimum is None else minimum
+        if (floor is not None and value < floor) or (high is not None and value > high):
+            allowed = f"from {floor} to {high}" if high is not None else f"at least {floor}"
+            raise UserError(f"--{name} {value}: must be {allowed}")
+
+
+def check_positive(settings, *names: str) -> None:
+    """Each of ``names`` above 0 where it is set."""
+    for name in names:
+        value = getattr(settings, name)
+        if value is not None and not value > 0:
+            raise UserError(f"--{name} {value}: must be above 0")
+
+
 def check_plain_name(flag: str, value: str) -> str:
     if not PLAIN_NAME.fullmatch(value) or ".." in value:
         raise UserError(f"{flag} {value!r} is not a plain folder name (letters, digits, '.', '_', '-'; no '/' or '..')")
@@ -56,6 +76,7 @@ class RunArguments:
 
     def __post_init__(self):
         check_plain_name("--dataset", self.dataset)
+        check_range(self, seed=0)
         if self.sub_run:
             check_plain_name("--sub_run", self.sub_run)
 
@@ -131,6 +152,11 @@ class DataArguments:
     sim_users: int = field(default=300, metadata={"help": "simulated users (default data set)"})
     sim_days: int = field(default=28, metadata={"help": "simulated days (default data set)"})
 
+    def __post_init__(self):
+        check_range(self, history_len=1, top_k=1, min_count=1, max_train=1, max_valid=1, max_natural_test=1,
+                    balanced_per_class=1, valid_per_class=1, pool_per_class=1, sim_users=3, sim_days=1)
+        check_range(self, low=0.0, high=1.0, anchor_threshold=None)
+
 
 @dataclass
 class FirstStageArguments:
@@ -148,6 +174,7 @@ class FirstStageArguments:
     def __post_init__(self):
         if self.first_stage not in FIRST_STAGES:
             raise UserError(f"--first-stage must be one of {FIRST_STAGES}, got {self.first_stage!r}")
+        check_range(self, low=0.0, high=1.0, epsilon=None)
 
 
 EPOCHS_HELP = "epochs at most; the stage keeps its best checkpoint on validation (A-Tuning: lowest loss; B-Tuning: best Overall)"
@@ -168,6 +195,11 @@ class ATuneArguments:
     gradient_accumulation_steps: int | None = field(
         default=None, metadata={"help": "forward passes per step; with the batch, the samples per step (the paper's 8)"}
     )
+
+    def __post_init__(self):
+        check_positive(self, "learning_rate", "num_train_epochs")
+        check_range(self, lora_rank=1, lora_alpha=1, eval_steps=1, cutoff_len=1, per_device_train_batch_size=1,
+                    gradient_accumulation_steps=1)
 
     def overrides(self) -> dict:
         found = {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
@@ -193,8 +225,8 @@ class SelectArguments:
     default_per_class: int = field(default=20, metadata={"help": "the preset's F, whose variant has no suffix"})
 
     def __post_init__(self):
-        if self.max_pairs_per_rejected is not None and self.max_pairs_per_rejected < 1:
-            raise UserError(f"--max_pairs_per_rejected must be at least 1, got {self.max_pairs_per_rejected}")
+        check_range(self, per_class=1, default_per_class=1, max_pairs_per_rejected=1)
+        check_range(self, low=0.0, high=1.0, lam=None)
 
     def selection(self) -> Selection:
         return Selection(self.strategy, self.per_class, self.confusion, self.max_pairs_per_rejected)
@@ -251,6 +283,9 @@ class BTuneArguments:
             )
         if self.pref_loss not in (None, "sigmoid", "orpo", "simpo"):
             raise UserError(f"--pref_loss must be sigmoid, orpo or simpo, got {self.pref_loss!r}")
+        check_positive(self, "learning_rate", "pref_beta")
+        check_range(self, pref_ftx=0.0, lora_rank=1, lora_alpha=1, max_samples=1, cutoff_len=1, per_device_train_batch_size=1,
+                    gradient_accumulation_steps=1)
         if self.num_train_epochs is not None and (self.num_train_epochs < 1 or self.num_train_epochs != int(self.num_train_epochs)):
             raise UserError(f"--num_train_epochs for B-Tuning is a whole number of epochs (one checkpoint each), got {self.num_train_epochs}")
 

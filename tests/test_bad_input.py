@@ -248,3 +248,17 @@ def test_epoch_seconds_are_read_with_time_unit_and_an_offset_column(tmp_path):
                         "user=user,time=time,place=place,behavior=behavior,tz_offset=offset", "--anchor-threshold", "0.2")
     assert result.returncode == 0, result.stderr
     assert set(pd.read_parquet(tmp_path / "data" / "mine" / "train_events.parquet")["hour"]) == set(range(9, 17))  # UTC + 1 h
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value", "allowed"),
+    [("data", "--history_len", "0", "at least 1"), ("data", "--anchor_threshold", "2", "from 0.0 to 1.0"),
+     ("a-tune", "--epsilon", "-1", "from 0.0 to 1.0"), ("a-tune", "--num_train_epochs", "-1", "above 0"),
+     ("select", "--per_class", "0", "at least 1"), ("select", "--lam", "5", "from 0.0 to 1.0"), ("data", "--seed", "-1", "at least 0")],
+)
+def test_a_setting_out_of_its_range_is_one_line_before_any_work(tmp_path, command, flag, value, allowed):
+    """Checked where the setting is defined, before any model loads (--per_class 0 used to fail after 40 s of scoring)."""
+    done = subprocess.run([sys.executable, "-m", "behaviorlm_lf", command, "--preset", "smoke", flag, value], cwd=tmp_path,
+                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    one_line_error(done, flag, value, allowed)
+    assert not any(tmp_path.iterdir())

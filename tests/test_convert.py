@@ -29,7 +29,7 @@ def test_every_set_is_written_and_registered(smoke):
         frame = pd.read_parquet(layout.set_file(name, ".parquet"))
         assert len(records) == len(frame) == vocabulary["stats"]["set_sizes"][name] > 0
         assert [r["output"] for r in records] == frame["label"].tolist()
-        assert registry[f"default_{name}"]["file_name"] == f"default/{name}.jsonl"
+        assert registry[f"default_{name}"]["file_name"] == f"data/default/{name}.jsonl"
     assert {groups[r["output"]] for r in read_jsonl(layout.set_file("anchor_train"))} == {"anchor"}
     assert "tail" in {groups[r["output"]] for r in read_jsonl(layout.set_file("all_train"))}
     reports = {b["name"]: b["report_group"] for b in vocabulary["behaviors"]}
