@@ -49,6 +49,9 @@ def per_variant(settings: dict[str, dict], epochs: dict[str, int], micro_batches
     }
 
 
+# The 135M backbone's second stage by default: on the demo data, SFT on the selected samples plus as many anchor
+# samples had the best validation Overall of the five variants; the paper's DPO taught the tail nothing.
+CPU_B_TUNE_VARIANT = "sft_replay"
 # Epochs each variant trains at most on a CPU (its best epoch on validation is kept): DPO costs about 2.7 SFT steps.
 CPU_B_TUNE_EPOCHS = {"dpo": 2, "dpo_nll": 2, "sft": 3, "sft_replay": 2, "sft_dpo": 2}
 
@@ -61,7 +64,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         },
         "a_tune": {"num_train_epochs": 1, "eval_steps": 2},
         "select": {"per_class": 2, "default_per_class": 2},
-        # two epochs, so that the choice of a checkpoint on validation runs
+        # two epochs, so that the choice of a checkpoint on validation runs; the paper's DPO, so that the fast tests
+        # run the preference path (the tests train every other variant by name)
         "b_tune": {"variant": "dpo", "max_samples": 8},
         **per_variant({v: {} for v in SMALL_MODEL_B_TUNE}, dict.fromkeys(SMALL_MODEL_B_TUNE, 2)),
     },
@@ -73,7 +77,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         },
         "a_tune": {**SMALL_MODEL_A_TUNE, **CPU_MICRO_BATCHES["sft"], "num_train_epochs": 1, "eval_steps": 40},
         "select": {"per_class": 10, "default_per_class": 10},
-        "b_tune": {"variant": "dpo", **SMALL_MODEL_LORA},
+        # the b-tune-study's winner on validation (docs/results/2026-12-02-b-tune-study-default-cpu-amd.md)
+        "b_tune": {"variant": CPU_B_TUNE_VARIANT, **SMALL_MODEL_LORA},
         **per_variant(SMALL_MODEL_B_TUNE, CPU_B_TUNE_EPOCHS, CPU_MICRO_BATCHES),
     },
     "gpu": {
@@ -98,7 +103,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         },
         "a_tune": {**SMALL_MODEL_A_TUNE, "num_train_epochs": 1, "eval_steps": 200},
         "select": {"per_class": 20, "default_per_class": 20},
-        "b_tune": {"variant": "dpo", **SMALL_MODEL_LORA},
+        # the cpu study's winner, carried over: no study has run at this size on a GPU yet
+        "b_tune": {"variant": CPU_B_TUNE_VARIANT, **SMALL_MODEL_LORA},
         **per_variant(SMALL_MODEL_B_TUNE, dict.fromkeys(SMALL_MODEL_B_TUNE, 2)),
     },
 }
