@@ -48,7 +48,8 @@ def _csv_chunks(path: Path, usecols: list[str], dtype: dict | None = None):
         raise BadInputError(path, f"missing column; the header has {list(header.columns)}", field=missing[0])
     try:
         # No usecols: with it pandas silently accepts rows with extra fields.
-        reader = pd.read_csv(path, dtype=dtype, chunksize=CHUNK_ROWS, encoding="utf-8")
+        # Only an empty field is missing: "NA", "null" or "None" may be a real place or behavior.
+        reader = pd.read_csv(path, dtype=dtype, chunksize=CHUNK_ROWS, encoding="utf-8", keep_default_na=False, na_values=[""])
         first_row = 1
         for chunk in reader:
             short = chunk.columns[-1] in usecols and chunk[chunk.columns[-1]].isna().any()

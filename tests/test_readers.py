@@ -112,3 +112,9 @@ def test_placelab_real_file():
     assert events["behavior"].nunique() == 27
     assert "Kitchen" in set(events["place"].astype(str))
     assert events.groupby("user", observed=True)["time"].apply(lambda t: t.is_monotonic_increasing).all()
+
+
+def test_na_and_null_are_names_not_missing_values(tmp_path):
+    """A real place named "NA" was reported as an empty value: only an empty field is missing."""
+    events = read_good(write(tmp_path, "uid,ts,loc,app\na,2024-01-01 07:00:00,NA,null\na,2024-01-01 08:00:00,None,News\n"))
+    assert events["place"].tolist() == ["NA", "None"] and events["behavior"].tolist() == ["null", "News"]
