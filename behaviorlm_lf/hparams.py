@@ -329,7 +329,13 @@ def parse(classes: tuple[type, ...], argv: list[str] | None = None, description:
     if first.config is not None:
         if not first.config.is_file():
             raise UserError(f"{first.config}: no such config file")
-        from_file = yaml.safe_load(first.config.read_text(encoding="utf-8")) or {}
+        try:
+            from_file = yaml.safe_load(first.config.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            where = f" at line {err.problem_mark.line + 1}" if getattr(err, "problem_mark", None) else ""
+            raise UserError(f"{first.config}: not readable YAML{where}") from err
+        if not isinstance(from_file, dict):
+            raise UserError(f"{first.config}: expected a mapping of setting: value, got a {type(from_file).__name__}")
     preset = from_file.get("preset", first.preset) if "--preset" not in (argv or []) else first.preset
     parser.set_defaults(preset=preset)
     variant = first.variant or from_file.get("variant")  # picks the preset's per-variant overlay

@@ -262,3 +262,16 @@ def test_a_setting_out_of_its_range_is_one_line_before_any_work(tmp_path, comman
                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     one_line_error(done, flag, value, allowed)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("a: [1,\n", ["not readable YAML", "line 2"]), ("- 1\n- 2\n", ["expected a mapping", "list"]),
+     ("nosuch: 1\n", ["unknown setting", "nosuch"])],
+    ids=["malformed", "not-a-mapping", "unknown-key"],
+)
+def test_a_bad_config_file_is_one_line_naming_it(tmp_path, text, words):
+    (tmp_path / "run.yaml").write_text(text)
+    done = cli("convert", "--preset", "smoke", "--config", "run.yaml", cwd=tmp_path)
+    assert "run.yaml" in one_line_error(done, *words)
+    assert [p.name for p in tmp_path.iterdir()] == ["run.yaml"]
