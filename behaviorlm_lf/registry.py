@@ -16,6 +16,7 @@ import logging
 import os
 from pathlib import Path
 
+from .errors import UserError
 from .fileio import atomic_output
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,20 @@ PAIR_COLUMNS = {"prompt": "instruction", "query": "input", "chosen": "chosen", "
 
 
 def read_registry(registry: Path) -> dict:
-    return json.loads(Path(registry).read_text(encoding="utf-8")) if Path(registry).is_file() else {}
+    """The registry's entries ({} before the first); a file that is not a JSON object is the user's to fix, not ours to replace."""
+    path = Path(registry)
+    if path.is_dir():
+        raise UserError(f"{path}: a folder where the dataset registry (a JSON file) belongs")
+    if not path.is_file():
+        return {}
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        where = f" at line {err.lineno}" if isinstance(err, json.JSONDecodeError) else ""
+        raise UserError(f"{path}: not readable JSON{where}; fix it, or remove it and rerun the data stage, which writes its entries again") from err
+    if not isinstance(entries, dict):
+        raise UserError(f"{path}: expected a JSON object of data set entries, got a {type(entries).__name__}")
+    return entries
 
 
 def entry(path: Path, registry: Path, pairs: bool = False, columns: dict | None = None) -> dict:

@@ -275,3 +275,12 @@ def test_a_bad_config_file_is_one_line_naming_it(tmp_path, text, words):
     done = cli("convert", "--preset", "smoke", "--config", "run.yaml", cwd=tmp_path)
     assert "run.yaml" in one_line_error(done, *words)
     assert [p.name for p in tmp_path.iterdir()] == ["run.yaml"]
+
+
+@pytest.mark.parametrize(("text", "words"), [("{\"a\": ", ["not readable JSON", "line 1"]), ("[1, 2]", ["expected a JSON object", "list"])],
+                         ids=["corrupt", "not-an-object"])
+def test_a_broken_registry_is_one_line_and_left_as_it_is(tmp_path, text, words):
+    (tmp_path / "dataset_info.json").write_text(text)
+    done = cli("convert", "--preset", "smoke", cwd=tmp_path)
+    assert "dataset_info.json" in one_line_error(done, *words)
+    assert (tmp_path / "dataset_info.json").read_text() == text and not (tmp_path / "data" / "default").exists()
