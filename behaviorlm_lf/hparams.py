@@ -117,7 +117,13 @@ class RunArguments:
     def chat_template(self) -> str:
         from .chat_template import infer_template
 
-        return self.template or infer_template(self.model_dir())
+        if self.template is None:
+            return infer_template(self.model_dir())
+        from llamafactory.data.template import TEMPLATES  # checked here, where a stage needs LlamaFactory anyway
+
+        if self.template not in TEMPLATES:
+            raise UserError(f"--template {self.template!r}: not a LlamaFactory chat template; for example {sorted(TEMPLATES)[:8]}")
+        return self.template
 
 
 @dataclass

@@ -284,3 +284,10 @@ def test_a_broken_registry_is_one_line_and_left_as_it_is(tmp_path, text, words):
     done = cli("convert", "--preset", "smoke", cwd=tmp_path)
     assert "dataset_info.json" in one_line_error(done, *words)
     assert (tmp_path / "dataset_info.json").read_text() == text and not (tmp_path / "data" / "default").exists()
+
+
+def test_an_unknown_chat_template_is_one_line_before_training(tmp_path, tiny_model):
+    assert cli("convert", "--preset", "smoke", cwd=tmp_path).returncode == 0
+    done = cli("a_tune", "--preset", "smoke", "--model", str(tiny_model), "--template", "bogus", cwd=tmp_path)
+    assert "not a LlamaFactory chat template" in one_line_error(done, "--template", "bogus")
+    assert not (tmp_path / "saves").exists() or not any((tmp_path / "saves").rglob("adapter_model.safetensors"))
