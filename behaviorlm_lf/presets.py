@@ -22,12 +22,12 @@ SMOLLM2 = "models/SmolLM2-135M-Instruct"
 SMALL_MODEL_A_TUNE = {"learning_rate": 1.0e-3, "lora_rank": 16, "lora_alpha": 32}
 SMALL_MODEL_LORA = {"lora_rank": 16, "lora_alpha": 32}
 # The second stage's hyper-parameters per variant for a 135M backbone. DPO at 2e-4 collapsed the cpu demo's model onto
-# one rare behavior in one epoch; 5e-5 did not (docs/results/2026-11-26-cpu-demo-xeon.md). The likelihood variants learn at A-Tuning's rate.
+# one rare behavior in one epoch; 5e-5 did not (docs/results/2026-11-26-cpu-demo-xeon.md). The likelihood variants learn at A-Tuning's rate or, for the default, twice it.
 SMALL_MODEL_B_TUNE = {
     "dpo": {"learning_rate": 5.0e-5},
     "dpo_nll": {"learning_rate": 5.0e-4, "pref_ftx": 1.0},
     "sft": {"learning_rate": 1.0e-3},
-    "sft_replay": {"learning_rate": 1.0e-3},
+    "sft_replay": {"learning_rate": 2.0e-3},  # 1e-3 was still rising on validation at its last epoch (14.1 -> 15.7 at 2e-3)
     "sft_dpo": {"learning_rate": 5.0e-5},
 }
 # On this CPU, half the sequences per forward pass, twice the accumulation: still 8 samples (pairs) per step, the
@@ -50,7 +50,8 @@ def per_variant(settings: dict[str, dict], epochs: dict[str, int], micro_batches
 
 
 # The 135M backbone's second stage by default: on the demo data, SFT on the selected samples plus as many anchor
-# samples had the best validation Overall of the five variants; the paper's DPO taught the tail nothing.
+# samples had the best validation Overall of the five variants; the paper's DPO taught the tail nothing
+# (docs/results/2026-12-02-b-tune-study-default-cpu-amd.md).
 CPU_B_TUNE_VARIANT = "sft_replay"
 # Epochs each variant trains at most on a CPU (its best epoch on validation is kept): DPO costs about 2.7 SFT steps.
 CPU_B_TUNE_EPOCHS = {"dpo": 2, "dpo_nll": 2, "sft": 3, "sft_replay": 2, "sft_dpo": 2}
