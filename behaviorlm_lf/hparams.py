@@ -23,6 +23,7 @@ import yaml
 
 from .errors import MissingStageError, UserError
 from .layout import FIRST_STAGES, RunLayout, Selection
+from .presets import DPO_VARIANTS, preset_overlay
 
 MODELS_OF_A_RUN = ("base", "a_tune", "b_tune")
 # A name that becomes a folder under data/, saves/ or reports/: no separator, no "..", nothing absolute, so that no
@@ -187,15 +188,11 @@ EPOCHS_HELP = "epochs at most; the stage keeps its best checkpoint on validation
 
 
 @dataclass
-class ATuneArguments:
-    """First-stage training hyper-parameters (None: the YAML's, i.e. the paper's)."""
+class TrainingShapeArguments:
+    """The adapter's and the batches' sizes, which both training stages take (None: the YAML's)."""
 
-    preset_key: ClassVar[str] = "a_tune"
-    learning_rate: float | None = field(default=None, metadata={"help": "peak learning rate (cosine to 1e-6 after a 10%% warm-up)"})
     lora_rank: int | None = field(default=None, metadata={"help": "rank of the LoRA adapter the stage trains"})
     lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha of the adapter the stage trains"})
-    num_train_epochs: float | None = field(default=None, metadata={"help": EPOCHS_HELP})
-    eval_steps: int | None = field(default=None, metadata={"help": "steps between validation-loss evaluations (and checkpoints)"})
     cutoff_len: int | None = field(default=None, metadata={"help": "longest training sequence in tokens"})
     per_device_train_batch_size: int | None = field(default=None, metadata={"help": "samples (DPO: pairs) per forward pass"})
     gradient_accumulation_steps: int | None = field(
@@ -203,9 +200,22 @@ class ATuneArguments:
     )
 
     def __post_init__(self):
+        check_range(self, lora_rank=1, lora_alpha=1, cutoff_len=1, per_device_train_batch_size=1, gradient_accumulation_steps=1)
+
+
+@dataclass
+class ATuneArguments(TrainingShapeArguments):
+    """First-stage training hyper-parameters (None: the YAML's, i.e. the paper's)."""
+
+    preset_key: ClassVar[str] = "a_tune"
+    learning_rate: float | None = field(default=None, metadata={"help": "peak learning rate (cosine to 1e-6 after a 10%% warm-up)"})
+    num_train_epochs: float | None = field(default=None, metadata={"help": EPOCHS_HELP})
+    eval_steps: int | None = field(default=None, metadata={"help": "steps between validation-loss evaluations (and checkpoints)"})
+
+    def __post_init__(self):
+        super().__post_init__()
         check_positive(self, "learning_rate", "num_train_epochs")
-        check_range(self, lora_rank=1, lora_alpha=1, eval_steps=1, cutoff_len=1, per_device_train_batch_size=1,
-                    gradient_accumulation_steps=1)
+        check_range(self, eval_steps=1)
 
     def overrides(self) -> dict:
         found = {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
@@ -256,7 +266,7 @@ SILENTLY_SIGMOID = ("ipo", "hinge", "kto_pair")
 
 
 @dataclass
-class BTuneArguments:
+class BTuneArguments(TrainingShapeArguments):
     """B-Tuning training: the variant and its hyper-parameters (None: the variant's YAML value)."""
 
     preset_key: ClassVar[str] = "b_tune"
@@ -270,14 +280,7 @@ class BTuneArguments:
     pref_loss: str | None = field(
         default=None, metadata={"help": "preference loss of the DPO variants: sigmoid (DPO), orpo or simpo"}
     )
-    lora_rank: int | None = field(default=None, metadata={"help": "rank of the LoRA adapter the stage trains"})
-    lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha of the adapter the stage trains"})
     max_samples: int | None = field(default=None, metadata={"help": "cap of the training samples (pairs) per data set"})
-    cutoff_len: int | None = field(default=None, metadata={"help": "longest training sequence in tokens"})
-    per_device_train_batch_size: int | None = field(default=None, metadata={"help": "samples (DPO: pairs) per forward pass"})
-    gradient_accumulation_steps: int | None = field(
-        default=None, metadata={"help": "forward passes per step; with the batch, the samples per step (the paper's 8)"}
-    )
 
     def __post_init__(self):
         if self.variant not in B_TUNE_VARIANTS:
@@ -289,15 +292,15 @@ class BTuneArguments:
             )
         if self.pref_loss not in (None, "sigmoid", "orpo", "simpo"):
             raise UserError(f"--pref_loss must be sigmoid, orpo or simpo, got {self.pref_loss!r}")
+        super().__post_init__()
         check_positive(self, "learning_rate", "pref_beta")
-        check_range(self, pref_ftx=0.0, lora_rank=1, lora_alpha=1, max_samples=1, cutoff_len=1, per_device_train_batch_size=1,
-                    gradient_accumulation_steps=1)
+        check_range(self, pref_ftx=0.0, max_samples=1)
         if self.num_train_epochs is not None and (self.num_train_epochs < 1 or self.num_train_epochs != int(self.num_train_epochs)):
             raise UserError(f"--num_train_epochs for B-Tuning is a whole number of epochs (one checkpoint each), got {self.num_train_epochs}")
 
     @property
     def is_dpo(self) -> bool:
-        return self.variant in ("dpo", "dpo_nll", "sft_dpo")
+        return self.variant in DPO_VARIANTS
 
     def overrides(self) -> dict:
         """LlamaFactory settings given (the DPO-only ones only for the DPO variants)."""
@@ -322,7 +325,6 @@ def parse(classes: tuple[type, ...], argv: list[str] | None = None, description:
     """
     from transformers import HfArgumentParser
 
-    from .presets import preset_overlay
 
     parser = HfArgumentParser(classes, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="YAML file of settings (the command line overrides it)")
@@ -356,7 +358,6 @@ def parse(classes: tuple[type, ...], argv: list[str] | None = None, description:
 
 def build(cls: type, preset: str, **values):
     """A dataclass for ``preset`` with ``values`` over its overlay: how the benchmark makes each row's settings."""
-    from .presets import preset_overlay
 
     names = {f.name for f in dataclasses.fields(cls)}
     overlay = preset_overlay(preset, cls.preset_key, values.get("variant"))
