@@ -98,10 +98,10 @@ GPU_FLAGS   = $(if $(filter command line,$(origin PRESET)),--preset $(PRESET)) \
               $(if $(STUDY),--study)
 
 gpu-kit: $(STAMP)
-	$(BIN)/python -m behaviorlm_lf.gpu_kit build --kit $(KIT)
+	$(BIN)/python -m behaviorlm_lf.studies.gpu_kit build --kit $(KIT)
 
 gpu-bench:
-	$(GPU_PYTHON) -m behaviorlm_lf.gpu_kit install --kit $(KIT)
+	$(GPU_PYTHON) -m behaviorlm_lf.studies.gpu_kit install --kit $(KIT)
 	PYTHONPATH=$(CURDIR)/$(KIT)/site:$(CURDIR) DISABLE_VERSION_CHECK=1 \
 		$(if $(wildcard $(KIT)/data),BEHAVIORLM_SHARED_DATA=$(CURDIR)/$(KIT)/data) \
 		$(GPU_PYTHON) -m behaviorlm_lf gpu-bench $(GPU_FLAGS)

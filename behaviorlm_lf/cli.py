@@ -2,8 +2,8 @@
 
     behaviorlm <command> [flags]        (behaviorlm <command> --help for its flags)
 
-Each subcommand is the ``main`` of its module, so ``python -m behaviorlm_lf.<module>``
-runs the same thing.
+Each subcommand is the ``main`` of its module, so ``python -m behaviorlm_lf.<folder>.<module>``
+(``behaviorlm_lf.train.a_tune``) runs the same thing.
 """
 
 from __future__ import annotations
@@ -13,22 +13,22 @@ import sys
 
 # command -> (module, function, what it does)
 COMMANDS = {
-    "models": ("models", "main", "convert the default backbone (or make the tests' tiny model)"),
-    "data": ("convert", "main", "turn an event log into LlamaFactory data sets"),
-    "a-tune": ("a_tune", "main", "first stage: A-Tuning (or full fine-tuning with --first-stage all_train)"),
-    "select": ("select", "main", "score the pool with the first-stage model and select DPO pairs"),
-    "merge": ("b_tune", "merge_main", "merge the first-stage adapter into the backbone"),
-    "b-tune": ("b_tune", "main", "B-Tuning: the second stage on the selection (--variant), its best epoch on validation"),
-    "b-tune-study": ("b_tune_study", "main", "every B-Tuning variant from one selection, chosen on validation"),
-    "eval": ("eval", "main", "score the test sets: the paper's six metrics with intervals"),
-    "baseline": ("baselines", "main", "fit and evaluate a non-LLM baseline"),
-    "report": ("report", "main", "evaluate a run's models and the baselines side by side"),
-    "benchmark": ("benchmark", "main", "every row of the paper's tables over seeds"),
-    "predict": ("predict", "main", "top-k next behaviors for users"),
-    "learning-curve": ("learning_curve", "main", "first-stage accuracy against training samples"),
-    "bench-train": ("bench_train", "main", "training speed against LlamaFactory's defaults"),
-    "bench-score": ("bench_score", "main", "scoring speed and agreement against float32"),
-    "gpu-bench": ("gpu_bench", "main", "the short one-GPU benchmark"),
+    "models": ("model.backbones", "main", "convert the default backbone (or make the tests' tiny model)"),
+    "data": ("data.convert", "main", "turn an event log into LlamaFactory data sets"),
+    "a-tune": ("train.a_tune", "main", "first stage: A-Tuning (or full fine-tuning with --first-stage all_train)"),
+    "select": ("train.select", "main", "score the pool with the first-stage model and select DPO pairs"),
+    "merge": ("train.b_tune", "merge_main", "merge the first-stage adapter into the backbone"),
+    "b-tune": ("train.b_tune", "main", "B-Tuning: the second stage on the selection (--variant), its best epoch on validation"),
+    "b-tune-study": ("studies.b_tune_study", "main", "every B-Tuning variant from one selection, chosen on validation"),
+    "eval": ("eval.evaluate", "main", "score the test sets: the paper's six metrics with intervals"),
+    "baseline": ("eval.baselines", "main", "fit and evaluate a non-LLM baseline"),
+    "report": ("eval.report", "main", "evaluate a run's models and the baselines side by side"),
+    "benchmark": ("studies.benchmark", "main", "every row of the paper's tables over seeds"),
+    "predict": ("eval.predict", "main", "top-k next behaviors for users"),
+    "learning-curve": ("studies.learning_curve", "main", "first-stage accuracy against training samples"),
+    "bench-train": ("studies.bench_train", "main", "training speed against LlamaFactory's defaults"),
+    "bench-score": ("studies.bench_score", "main", "scoring speed and agreement against float32"),
+    "gpu-bench": ("studies.gpu_bench", "main", "the short one-GPU benchmark"),
 }
 
 

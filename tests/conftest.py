@@ -10,8 +10,8 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("WANDB_DISABLED", "true")
 
-from behaviorlm_lf.convert import convert, shared_data  # noqa: E402
-from behaviorlm_lf.hparams import DataArguments, RunArguments, build  # noqa: E402
+from behaviorlm_lf.data.convert import convert, shared_data
+from behaviorlm_lf.hparams import DataArguments, RunArguments, for_preset
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,7 @@ def shared_file(relative: str) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model() -> Path:
     """models/tiny-llama, made once (seconds) from the default model's tokenizer."""
-    from behaviorlm_lf.models import TINY_MODEL_DIR, make_tiny
+    from behaviorlm_lf.model.backbones import TINY_MODEL_DIR, make_tiny
 
     return make_tiny(REPO_ROOT / TINY_MODEL_DIR)
 
@@ -38,7 +38,7 @@ def smoke_run(root: Path, model: Path, **changes) -> RunArguments:
 
 
 def convert_smoke(run: RunArguments, **data_changes) -> Path:
-    return convert(run, build(DataArguments, "smoke", **data_changes))
+    return convert(run, for_preset(DataArguments, "smoke", **data_changes))
 
 
 @pytest.fixture(scope="session")

@@ -7,16 +7,16 @@ import json
 import pytest
 import yaml
 
-from behaviorlm_lf.a_tune import a_tune, prepare_aux
-from behaviorlm_lf.aux_corpus import CorpusTooSmallError
-from behaviorlm_lf.fileio import read_jsonl
-from behaviorlm_lf.hparams import ATuneArguments, FirstStageArguments, build
+from behaviorlm_lf.data.aux_corpus import CorpusTooSmallError
+from behaviorlm_lf.extras.fileio import read_jsonl
+from behaviorlm_lf.hparams import ATuneArguments, FirstStageArguments, for_preset
+from behaviorlm_lf.train.a_tune import a_tune, prepare_aux
 
 
 @pytest.mark.slow
 def test_a_tune_trains_an_adapter_on_anchor_samples_plus_aux(smoke, caplog):
     layout = smoke.layout()
-    out = a_tune(smoke, FirstStageArguments(), build(ATuneArguments, "smoke"))
+    out = a_tune(smoke, FirstStageArguments(), for_preset(ATuneArguments, "smoke"))
     assert out == layout.first_stage_dir() and (out / "adapter_model.safetensors").is_file()
     assert not list(out.glob("checkpoint-*")) and not list(out.glob(".llamafactory_*"))
 
@@ -38,7 +38,7 @@ def test_a_tune_trains_an_adapter_on_anchor_samples_plus_aux(smoke, caplog):
     assert manifest["result"]["aux"]["achieved_epsilon"] == pytest.approx(len(aux) / len(anchor))
     assert (out / "training_loss.png").is_file()
     with caplog.at_level("INFO"):
-        a_tune(smoke, FirstStageArguments(), build(ATuneArguments, "smoke"))
+        a_tune(smoke, FirstStageArguments(), for_preset(ATuneArguments, "smoke"))
     assert "reusing" in caplog.text
 
 
@@ -63,15 +63,15 @@ def test_epsilon_zero_gives_no_aux_and_a_too_small_corpus_is_an_error(smoke, tmp
 
 def test_every_preset_keeps_the_papers_8_samples_per_step():
     """Presets may split a step into micro-batches for memory (the cpu preset does), never change its size."""
-    from behaviorlm_lf.b_tune import VARIANTS
     from behaviorlm_lf.hparams import BTuneArguments
-    from behaviorlm_lf.lf_run import CONFIG_DIR
-    from behaviorlm_lf.presets import PRESETS
+    from behaviorlm_lf.hparams.presets import PRESETS
+    from behaviorlm_lf.lf.run import CONFIG_DIR
+    from behaviorlm_lf.train.b_tune import VARIANTS
 
     for preset in PRESETS:
-        stages = [(CONFIG_DIR / "a_tune.yaml", build(ATuneArguments, preset))]
-        stages += [(v.config, build(BTuneArguments, preset, variant=name)) for name, v in VARIANTS.items()]
+        stages = [(CONFIG_DIR / "a_tune.yaml", for_preset(ATuneArguments, preset))]
+        stages += [(v.config, for_preset(BTuneArguments, preset, variant=name)) for name, v in VARIANTS.items()]
         for config, hp in stages:
             resolved = yaml.safe_load(config.read_text()) | hp.overrides()
             assert resolved["per_device_train_batch_size"] * resolved["gradient_accumulation_steps"] == 8, (preset, config)
-    assert build(ATuneArguments, "cpu").per_device_train_batch_size == 4
+    assert for_preset(ATuneArguments, "cpu").per_device_train_batch_size == 4

@@ -14,13 +14,17 @@ import pytest
 from conftest import REPO_ROOT
 
 from behaviorlm_lf.cli import COMMANDS
+from behaviorlm_lf.extras.layout import RunLayout, Selection
 from behaviorlm_lf.hparams import RunArguments, SelectArguments, parse
-from behaviorlm_lf.layout import RunLayout, Selection
-from behaviorlm_lf.registry import entry, read_registry, register
+from behaviorlm_lf.lf.registry import entry, read_registry, register
 
 PACKAGE = REPO_ROOT / "behaviorlm_lf"
-STAGES = {"convert", "a_tune", "select", "b_tune", "eval", "baselines", "predict", "models"}
-ORCHESTRATORS = {"report", "benchmark", "b_tune_study", "learning_curve", "bench_train", "bench_score", "gpu_bench", "gpu_kit", "cli", "__main__"}
+# The folders from the ground up: each imports only those before it. The studies sit on top, and nothing of the
+# pipeline imports them; cli.py and __main__.py, at the package's root, reach the subcommands by name.
+LAYERS = ("extras", "lf", "hparams", "data", "model", "eval", "train", "studies")
+# Modules that run one stage of the pipeline: they sit side by side, and none imports another.
+STAGES = {"data.convert", "model.backbones", "train.a_tune", "train.select", "train.b_tune", "eval.evaluate",
+          "eval.baselines", "eval.predict"}
 
 
 def test_layout_places_every_output_of_a_run():
@@ -64,7 +68,6 @@ def test_presets_and_config_files_overlay_the_defaults_and_the_command_line_wins
 
 def _flags(command: str) -> dict[str, str]:
     """Every flag of a subcommand and its help text."""
-    module, function, _ = COMMANDS[command]
     text = subprocess.run(
         [sys.executable, "-m", "behaviorlm_lf", command, "--help"], capture_output=True, text=True, cwd=REPO_ROOT, check=True
     ).stdout
@@ -89,29 +92,64 @@ def test_the_same_flag_means_the_same_thing_in_every_subcommand():
         assert shared in seen
 
 
-def _imports(module: str) -> set[str]:
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-            found.add(node.module.split(".")[0])
+def _modules() -> dict[str, Path]:
+    """Every module of the package by its dotted name under it ("train.a_tune"; a folder's face is "train")."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return found
 
 
-def test_stages_sit_side_by_side_above_the_plumbing():
-    modules = {p.stem for p in PACKAGE.glob("*.py")}
-    plumbing = modules - STAGES - ORCHESTRATORS
+def _imports(module: str, path: Path) -> set[str]:
+    """The package modules ``module`` imports, relative imports resolved ("from ..eval.metrics" -> "eval.metrics")."""
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            found.add(".".join([*base, *(node.module.split(".") if node.module else [])]))
+    return {name for name in found if name}
+
+
+def test_each_folder_imports_only_the_folders_below_it():
+    modules = _modules()
+    folders = {name.split(".")[0] for name in modules if "." in name}
+    assert folders == set(LAYERS), f"folders without a layer, or layers without a folder: {folders ^ set(LAYERS)}"
+    upward = []
+    for module, path in modules.items():
+        if module.split(".")[0] not in LAYERS:
+            continue  # cli, __main__: the package's root
+        allowed = set(LAYERS[: LAYERS.index(module.split(".")[0]) + 1])
+        upward += [f"{module} imports {name}" for name in _imports(module, path) if name.split(".")[0] not in allowed]
+    assert not upward, upward
+
+
+def test_stages_sit_side_by_side():
+    modules = _modules()
     for stage in STAGES:
-        assert not (_imports(stage) & (STAGES - {stage})), f"{stage} imports another stage: {_imports(stage) & STAGES}"
-    for module in plumbing:
-        assert not (_imports(module) & (STAGES | ORCHESTRATORS)), f"plumbing module {module} imports a stage"
+        others = _imports(stage, modules[stage]) & (STAGES - {stage})
+        assert not others, f"{stage} imports another stage: {others}"
+
+
+def test_every_subcommand_names_a_module_with_its_function():
+    import importlib
+
+    for command, (module, function, _) in COMMANDS.items():
+        assert module in _modules(), f"{command}: no module {module}"
+        assert callable(getattr(importlib.import_module(f"behaviorlm_lf.{module}"), function)), command
 
 
 @pytest.mark.slow
 def test_an_installed_wheel_runs_the_data_stage_from_any_folder(tmp_path):
     """`pip install .` users have the templates, YAML files and corpus as package data."""
     # build from a copy: setuptools writes build/ beside the sources
-    ignored = shutil.ignore_patterns(".venv", ".git", "models", "data", "saves", "reports", "build", "gpu_kit", "*.egg-info")
+    outputs = {".venv", ".git", "models", "data", "saves", "reports", "build", "gpu_kit"}  # at the root only: the
+    # package has a data/ folder of its own
+
+    def ignored(folder: str, names: list[str]) -> set[str]:
+        return {n for n in names if n.endswith(".egg-info") or (Path(folder) == REPO_ROOT and n in outputs)}
+
     source = shutil.copytree(REPO_ROOT, tmp_path / "source", ignore=ignored, symlinks=True)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(source)],
@@ -143,7 +181,7 @@ def test_every_setting_of_every_command_has_a_help_text():
     import importlib
 
     missing = []
-    for module in sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__main__"):
+    for module in sorted(name for name in _modules() if name and not name.endswith("__main__")):
         loaded = importlib.import_module(f"behaviorlm_lf.{module}")
         for name, cls in vars(loaded).items():
             if isinstance(cls, type) and dataclasses.is_dataclass(cls) and hasattr(cls, "preset_key") and cls.__module__ == loaded.__name__:
@@ -174,8 +212,8 @@ def test_the_yamls_run_as_written_from_the_root_on_the_default_data_and_cpu_pres
     """Their registry is the root's, their folders those the cpu preset's stages write (`make select` and before)."""
     import yaml
 
-    from behaviorlm_lf.b_tune import VARIANTS
-    from behaviorlm_lf.lf_run import CONFIG_DIR
+    from behaviorlm_lf.lf.run import CONFIG_DIR
+    from behaviorlm_lf.train.b_tune import VARIANTS
 
     layout = RunLayout("default", "cpu")
     for config in CONFIG_DIR.glob("*.yaml"):
@@ -193,8 +231,8 @@ def test_the_yamls_run_as_written_from_the_root_on_the_default_data_and_cpu_pres
 def test_no_command_writes_where_git_tracks_files():
     """Every folder a command writes under the root is ignored by git and holds no tracked file; the registry, the
     one tracked file a command extends, is checked above. A result is promoted to docs/results/ by a commit."""
-    from behaviorlm_lf.gpu_kit import KIT
-    from behaviorlm_lf.learning_curve import CurveArguments
+    from behaviorlm_lf.studies.gpu_kit import KIT
+    from behaviorlm_lf.studies.learning_curve import CurveArguments
 
     if not (REPO_ROOT / ".git").exists():
         pytest.skip("not a git checkout")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from behaviorlm_lf.aux_corpus import BUILTIN_CORPUS, CorpusTooSmallError, load_corpus, select_aux
-from behaviorlm_lf.errors import BadInputError
+from behaviorlm_lf.data.aux_corpus import BUILTIN_CORPUS, CorpusTooSmallError, load_corpus, select_aux
+from behaviorlm_lf.extras.errors import BadInputError
 
 DEMO_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "aux" / "alpaca_en_demo.json"
 

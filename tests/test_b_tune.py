@@ -11,12 +11,12 @@ import pytest
 import yaml
 from conftest import REPO_ROOT
 
-from behaviorlm_lf import b_tune as b_tune_module
-from behaviorlm_lf.b_tune import VARIANTS, choose_epoch, keep_best_epoch
-from behaviorlm_lf.errors import UserError
-from behaviorlm_lf.hparams import BTuneArguments, RunArguments, build, parse
-from behaviorlm_lf.lf_run import resolve
-from behaviorlm_lf.pairs import pair_diagnostics, rank_diagnostics, rejected_candidates
+from behaviorlm_lf.extras.errors import UserError
+from behaviorlm_lf.hparams import BTuneArguments, RunArguments, for_preset, parse
+from behaviorlm_lf.lf.run import resolve
+from behaviorlm_lf.train import b_tune as b_tune_module
+from behaviorlm_lf.train.b_tune import VARIANTS, choose_epoch, keep_best_epoch
+from behaviorlm_lf.train.pairs import pair_diagnostics, rank_diagnostics, rejected_candidates
 
 
 def test_the_best_validation_epoch_is_kept_not_the_last():
@@ -55,7 +55,7 @@ def test_the_chosen_epochs_adapter_replaces_the_last_one(tmp_path, monkeypatch):
 def test_every_variant_is_a_config_llamafactorys_own_parser_accepts(variant, tiny_model, tmp_path):
     from llamafactory.hparams import get_train_args
 
-    hp = build(BTuneArguments, "cpu", variant=variant)
+    hp = for_preset(BTuneArguments, "cpu", variant=variant)
     config = resolve(VARIANTS[variant].config, {"model_name_or_path": str(tiny_model), "output_dir": str(tmp_path)} | hp.overrides())
     _, data_args, training_args, finetuning_args, _ = get_train_args(config)
     assert finetuning_args.stage == ("dpo" if hp.is_dpo else "sft")
@@ -75,7 +75,7 @@ def test_each_variant_has_its_own_preset_settings_and_the_command_line_wins():
     assert (dpo.per_device_train_batch_size, sft.per_device_train_batch_size) == (2, 4)
     _, mine = parse((RunArguments, BTuneArguments), ["--preset", "cpu", "--variant", "sft", "--learning_rate", "2e-4"])
     assert mine.learning_rate == 2e-4
-    assert "pref_ftx" not in build(BTuneArguments, "cpu", variant="sft", pref_ftx=1.0).overrides()
+    assert "pref_ftx" not in for_preset(BTuneArguments, "cpu", variant="sft", pref_ftx=1.0).overrides()
 
 
 @pytest.mark.parametrize("loss", ["ipo", "hinge", "kto_pair"])
@@ -117,7 +117,7 @@ def test_pair_diagnostics_count_rejected_labels_and_ranks_per_group():
 
 
 def test_the_study_refuses_an_unknown_variant():
-    from behaviorlm_lf.b_tune_study import StudyArguments
+    from behaviorlm_lf.studies.b_tune_study import StudyArguments
 
     with pytest.raises(UserError, match="unknown variant 'ipo'"):
         StudyArguments(variants=["sft", "ipo"])
@@ -125,7 +125,7 @@ def test_the_study_refuses_an_unknown_variant():
 
 def test_every_yaml_names_the_set_the_selection_publishes():
     """The YAMLs run as written after `make select` (sft_dpo: after its SFT model and pairs): their data sets exist."""
-    from behaviorlm_lf.layout import RunLayout
+    from behaviorlm_lf.extras.layout import RunLayout
 
     layout = RunLayout("default", "cpu")
     for variant in VARIANTS.values():

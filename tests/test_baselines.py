@@ -9,20 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from behaviorlm_lf.baselines import (
-    METHODS,
-    BERT4Rec,
-    BERT4RecNetwork,
-    SASRec,
-    SASRecNetwork,
-    main,
-    make_baseline,
-    read_events,
-    read_set,
-    user_windows,
-)
-from behaviorlm_lf.errors import BadInputError
-from behaviorlm_lf.metrics import PAPER_METRICS, evaluate, label_indexes
+from behaviorlm_lf.eval.baselines import METHODS, main, make_baseline, read_events, read_set
+from behaviorlm_lf.eval.metrics import PAPER_METRICS, compute_metrics, label_indexes
+from behaviorlm_lf.eval.sequence_models import BERT4Rec, BERT4RecNetwork, SASRec, SASRecNetwork, user_windows
+from behaviorlm_lf.extras.errors import BadInputError
+from behaviorlm_lf.hparams import BaselineArguments
 
 LETTERS = [chr(ord("a") + i) for i in range(10)]
 
@@ -78,7 +69,7 @@ def test_popularity_on_a_skewed_set_finds_the_majority():
     model = make_baseline("popularity", LETTERS).fit(toy_events([labels]))
     probs = model.predict_proba(toy_frame([["a"]] * len(labels), labels))
     behaviors = [{"name": n, "group": "anchor", "report_group": "head"} for n in LETTERS]
-    result = evaluate(labels, probs, LETTERS, behaviors, balanced=False)
+    result = compute_metrics(labels, probs, LETTERS, behaviors, balanced=False)
     assert result["rec_w"] == pytest.approx(0.9) and result["rec_w"] > 1 / len(LETTERS)
     assert probs[0, 0] == pytest.approx(91 / 110)  # add-one smoothing: (90 + 1) / (100 + 10)
     assert (probs > 0).all()
@@ -191,18 +182,18 @@ def test_cli_writes_the_six_paper_metrics(smoke, method):
 
 def test_a_fitted_baseline_is_reused_until_its_data_or_settings_change(smoke, monkeypatch):
     """report and benchmark refit every baseline on each run unless the baseline is a cached stage."""
-    from behaviorlm_lf import baselines
+    from behaviorlm_lf.eval import baselines
 
-    first = baselines.run_baseline(smoke, baselines.BaselineArguments(method="markov"))
+    first = baselines.run_baseline(smoke, BaselineArguments(method="markov"))
     fitted = (first / "metrics.json").read_text()
 
     def no_refit(*args, **kwargs):
         raise AssertionError("refit although nothing changed")
 
     monkeypatch.setattr(baselines, "make_baseline", no_refit)
-    assert (baselines.run_baseline(smoke, baselines.BaselineArguments(method="markov")) / "metrics.json").read_text() == fitted
+    assert (baselines.run_baseline(smoke, BaselineArguments(method="markov")) / "metrics.json").read_text() == fitted
     with pytest.raises(AssertionError, match="refit"):  # other settings are another fit
-        baselines.run_baseline(smoke, baselines.BaselineArguments(method="markov", epochs=3))
+        baselines.run_baseline(smoke, BaselineArguments(method="markov", epochs=3))
     assert (first / "metrics.json").read_text() == fitted  # and the failed rebuild left the finished report alone
 
 
@@ -210,7 +201,7 @@ def test_a_simple_context_model_beats_popularity_on_the_tail_of_the_embedded_dat
     """The simulator's rare behaviors have triggers a sample shows: context alone already finds some."""
     from conftest import convert_smoke, smoke_run
 
-    from behaviorlm_lf.baselines import BaselineArguments, run_baseline
+    from behaviorlm_lf.eval.baselines import run_baseline
 
     run = smoke_run(tmp_path, tiny_model)
     convert_smoke(run, sim_users=300, sim_days=28, balanced_per_class=20)

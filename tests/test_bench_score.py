@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from behaviorlm_lf.bench_score import main
+from behaviorlm_lf.studies.bench_score import main
 
 
 def test_bench_score_pairs_the_scorers_prompt_by_prompt(smoke, capsys, monkeypatch):

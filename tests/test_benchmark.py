@@ -5,15 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from behaviorlm_lf.benchmark import ABLATIONS, FIG5, MAIN_ROWS, BenchmarkArguments, benchmark
-from behaviorlm_lf.hparams import DataArguments, build
+from behaviorlm_lf.hparams import DataArguments, for_preset
+from behaviorlm_lf.studies.benchmark import ABLATIONS, FIG5, MAIN_ROWS, BenchmarkArguments, benchmark
 
 
 @pytest.mark.slow
 def test_smoke_benchmark_writes_every_table_with_intervals_claims_and_figures(smoke):
     # sweeps of points that equal another row (F = the preset's 2, epsilon 0 and 0.05) reuse its report; 2% re-converts
     args = BenchmarkArguments(seeds=[0], rows="all", f_values=[2], epsilons=[0.0, 0.05], thresholds=[0.01, 0.02])
-    out = benchmark(smoke, build(DataArguments, "smoke"), args)
+    out = benchmark(smoke, for_preset(DataArguments, "smoke"), args)
     text = (out / "results.md").read_text()
     for row in MAIN_ROWS + ABLATIONS + list(FIG5.values()) + ["F=2", "epsilon=0", "epsilon=0.05", "anchor threshold=2.0%"]:
         assert f"| {row} |" in text, row
@@ -40,7 +40,7 @@ def test_smoke_benchmark_writes_every_table_with_intervals_claims_and_figures(sm
 
 def test_report_written_mid_run_marks_rows_not_yet_run(tmp_path):
     """An interrupted benchmark still leaves a readable report of what it measured."""
-    from behaviorlm_lf.benchmark import write_results
+    from behaviorlm_lf.studies.benchmark import write_results
 
     times = pd.DataFrame([{"row": "Popularity", "stage": "fit+eval", "seconds": 1.0, "seed": 0, "peak_rss_gib": 1.0}])
     meta = {"dataset": "x", "preset": "smoke", "seeds": [0], "model": "m", "command": "c", "machine": "cpu",
@@ -55,9 +55,9 @@ def test_report_written_mid_run_marks_rows_not_yet_run(tmp_path):
 
 def test_only_runs_named_main_rows_and_writes_beside_the_whole_report(tmp_path):
     """``--only`` splits a benchmark into parts (gpu-bench runs two side by side); a typo is one clear line."""
-    from behaviorlm_lf.benchmark import check_only, main_rows, results_dir
-    from behaviorlm_lf.errors import UserError
+    from behaviorlm_lf.extras.errors import UserError
     from behaviorlm_lf.hparams import RunArguments
+    from behaviorlm_lf.studies.benchmark import check_only, main_rows, results_dir
 
     part = BenchmarkArguments(only=["Full fine-tuning", "BehaviorLM"])
     check_only(part)

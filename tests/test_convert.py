@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from conftest import convert_smoke, smoke_run
 
-from behaviorlm_lf.convert import SETS, convert
-from behaviorlm_lf.errors import BadInputError, UserError
-from behaviorlm_lf.hparams import DataArguments, build
-from behaviorlm_lf.registry import read_registry
-from behaviorlm_lf.simulator import simulate_events
+from behaviorlm_lf.data.convert import SETS, convert
+from behaviorlm_lf.data.simulator import simulate_events
+from behaviorlm_lf.extras.errors import BadInputError, UserError
+from behaviorlm_lf.hparams import DataArguments, for_preset
+from behaviorlm_lf.lf.registry import read_registry
 
 
 def read_jsonl(path):
@@ -59,7 +59,7 @@ def test_user_file_with_column_mapping(tmp_path, tiny_model):
     events = simulate_events(n_users=30, days=5, seed=1).rename(columns={"user": "uid", "behavior": "app"})
     events.to_csv(tmp_path / "mine.csv", index=False)
     run = smoke_run(tmp_path, tiny_model, dataset="mine")
-    out = convert(run, build(DataArguments, "smoke", source=str(tmp_path / "mine.csv"), columns="user=uid,behavior=app"))
+    out = convert(run, for_preset(DataArguments, "smoke", source=str(tmp_path / "mine.csv"), columns="user=uid,behavior=app"))
     assert out == tmp_path / "data" / "mine" and (out / "test_natural.jsonl").stat().st_size > 0
     assert "mine_pool" in read_registry(run.layout().registry)
 
@@ -68,7 +68,7 @@ def test_failed_conversion_leaves_no_output_and_no_registry_entry(tmp_path, tiny
     (tmp_path / "bad.csv").write_text("user,time,place,behavior\na,not a time,home,Music\n")
     run = smoke_run(tmp_path, tiny_model, dataset="bad")
     with pytest.raises(BadInputError, match="row 1, field 'time'"):
-        convert(run, build(DataArguments, "smoke", source=str(tmp_path / "bad.csv")))
+        convert(run, for_preset(DataArguments, "smoke", source=str(tmp_path / "bad.csv")))
     assert not (tmp_path / "data" / "bad").exists()
     assert not read_registry(run.layout().registry)
 
@@ -100,4 +100,4 @@ def test_llamafactory_loads_each_registered_set_with_the_default_tokenizer(smoke
 def test_named_real_source_needs_shared_data(monkeypatch, tmp_path, tiny_model):
     monkeypatch.setenv("BEHAVIORLM_SHARED_DATA", str(tmp_path))
     with pytest.raises(UserError, match="foursquare"):
-        convert(smoke_run(tmp_path, tiny_model, dataset="foursquare-nyc"), build(DataArguments, "smoke"))
+        convert(smoke_run(tmp_path, tiny_model, dataset="foursquare-nyc"), for_preset(DataArguments, "smoke"))

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from behaviorlm_lf.eval import NO_MATCH, evaluate, match_candidate
+from behaviorlm_lf.eval.evaluate import NO_MATCH, evaluate, match_candidate
 
 CANDIDATES = ["Video", "Video call", "Music", "Short video", "Yahoo!"]
 
@@ -50,7 +50,7 @@ def test_an_edited_predict_yaml_reruns_the_generate_evaluation(smoke, tmp_path, 
     """The generate report used to be reused after predict.yaml changed: the file is an input of the stage."""
     import numpy as np
 
-    from behaviorlm_lf import eval as eval_module
+    from behaviorlm_lf.eval import evaluate as eval_module
 
     def every_answer_the_first_candidate(run, set_name, model, adapter, candidates, work):
         n = len(run.layout().set_file(set_name).read_text().splitlines())

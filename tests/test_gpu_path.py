@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from conftest import REPO_ROOT
 
-from behaviorlm_lf.chat_template import infer_template
-from behaviorlm_lf.errors import UserError
+from behaviorlm_lf.extras.errors import UserError
+from behaviorlm_lf.lf.template import infer_template
 
 
 def make_tiny_model(folder: Path, architecture: str) -> Path:
@@ -59,7 +59,7 @@ def test_scorer_tokens_are_those_training_sees_with_the_inferred_template(tmp_pa
     from llamafactory.data.processor.supervised import SupervisedDatasetProcessor
     from llamafactory.hparams import DataArguments
 
-    from behaviorlm_lf.scorer import CandidateScorer, encode_pair
+    from behaviorlm_lf.model.scorer import CandidateScorer, encode_pair
 
     folder = tiny_model_of(tmp_path, architecture)
     template = infer_template(folder)
@@ -83,7 +83,7 @@ def test_multi_gpu_configs_parse_with_llamafactorys_own_parser(stage, zero, tmp_
     """FORCE_TORCHRUN=1 with DeepSpeed ZeRO-2/3: the resolved config of each stage passes LlamaFactory's argument parser."""
     import yaml
 
-    from behaviorlm_lf.lf_run import CONFIG_DIR, resolve
+    from behaviorlm_lf.lf.run import CONFIG_DIR, resolve
 
     deepspeed = json.loads((CONFIG_DIR / zero).read_text())
     assert deepspeed["zero_optimization"]["stage"] == (2 if "z2" in zero else 3)
@@ -115,7 +115,7 @@ def test_a_dequantized_gguf_model_that_still_carries_its_quantizer_saves_as_a_pl
     from transformers import AutoModelForCausalLM
     from transformers.quantizers.base import HfQuantizer
 
-    from behaviorlm_lf.models import _drop_dequantized_gguf_quantizer
+    from behaviorlm_lf.model.backbones import _drop_dequantized_gguf_quantizer
 
     class DequantizedGguf(HfQuantizer):  # what the GPU image attaches: not serializable
         def is_serializable(self, safe_serialization=None):
@@ -146,7 +146,7 @@ def test_a_dequantized_gguf_model_that_still_carries_its_quantizer_saves_as_a_pl
 @pytest.mark.slow
 def test_the_kit_builds_and_its_install_step_works_for_the_gpu_python(tmp_path):
     """The kit's build (pip download for Python 3.12) and the runner's offline install, on a few packages."""
-    from behaviorlm_lf import gpu_kit
+    from behaviorlm_lf.studies import gpu_kit
 
     shared = tmp_path / "shared"
     for name in gpu_kit.SHARED_FILES:
@@ -164,7 +164,7 @@ def test_the_kit_builds_and_its_install_step_works_for_the_gpu_python(tmp_path):
     assert len(installed) == 2
     site = tmp_path / "kit" / "site"
     assert (site / "gguf").is_dir() and (site / "einops").is_dir()
-    from behaviorlm_lf.models import gguf_location
+    from behaviorlm_lf.model.backbones import gguf_location
 
     folder, name = gguf_location()
     assert (site / gpu_kit.GGUF_PACKAGE_DIR / name).read_bytes() == (folder / name).read_bytes()
@@ -172,7 +172,7 @@ def test_the_kit_builds_and_its_install_step_works_for_the_gpu_python(tmp_path):
 
 def test_a_kit_for_another_python_skips_what_is_installed_and_names_what_is_missing_in_one_line(tmp_path):
     """The runner's install on a machine whose Python differs from the kit's: no pip traceback, one line."""
-    from behaviorlm_lf import gpu_kit
+    from behaviorlm_lf.studies import gpu_kit
 
     kit = tmp_path / "kit"
     (kit / "wheels").mkdir(parents=True)
@@ -219,9 +219,9 @@ def test_gpu_bench_fails_fast_without_a_gpu_and_runs_at_smoke_size_on_cpu(tmp_pa
     assert "Best on validation" in study
     # A-Tuning mixes in the shared alpaca corpus where there is one (the kit's data where the kit was built, as the
     # Makefile picks, else the shared folder beside ROOT), else the built-in corpus
-    from behaviorlm_lf.aux_corpus import BUILTIN_CORPUS
-    from behaviorlm_lf.convert import shared_data
-    from behaviorlm_lf.gpu_kit import ALPACA, KIT
+    from behaviorlm_lf.data.aux_corpus import BUILTIN_CORPUS
+    from behaviorlm_lf.data.convert import shared_data
+    from behaviorlm_lf.studies.gpu_kit import ALPACA, KIT
 
     kit_data = REPO_ROOT / KIT / "data"
     alpaca = (kit_data if kit_data.is_dir() else shared_data(tmp_path)) / ALPACA

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from behaviorlm_lf.bench_train import write_pool_pairs
-from behaviorlm_lf.lf_hooks import IGNORE_INDEX, labelled_positions
-from behaviorlm_lf.lf_run import CONFIG_DIR, run_llamafactory
+from behaviorlm_lf.lf.hooks import IGNORE_INDEX, labelled_positions
+from behaviorlm_lf.lf.run import CONFIG_DIR, run_llamafactory
+from behaviorlm_lf.studies.bench_train import write_pool_pairs
 
 
 def test_labelled_positions_are_the_union_of_the_rows_answer_positions():

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
-from behaviorlm_lf.metrics import (
+from behaviorlm_lf.eval.metrics import (
     PAPER_METRICS,
+    compute_metrics,
     confusion_frame,
-    evaluate,
     per_class_table,
     top_k_hits,
     weighted_precision_recall,
@@ -75,7 +75,7 @@ def test_per_class_table_by_hand():
 
 
 def test_balanced_group_means_by_hand():
-    result = evaluate(Y_TRUE, scores_for(Y_PRED), CANDIDATES, BEHAVIORS, balanced=True)
+    result = compute_metrics(Y_TRUE, scores_for(Y_PRED), CANDIDATES, BEHAVIORS, balanced=True)
     assert result["overall"] == pytest.approx((2 / 3 + 1 / 2 + 0) / 3)
     assert result["head"] == pytest.approx(2 / 3)
     assert result["medium"] == pytest.approx(1 / 2)
@@ -83,7 +83,7 @@ def test_balanced_group_means_by_hand():
 
 
 def test_group_without_a_present_class_is_nan():
-    result = evaluate(["a", "c", "c"], scores_for(["a", "c", "a"]), CANDIDATES, BEHAVIORS, balanced=True)
+    result = compute_metrics(["a", "c", "c"], scores_for(["a", "c", "a"]), CANDIDATES, BEHAVIORS, balanced=True)
     assert math.isnan(result["medium"])
     assert result["overall"] == pytest.approx((1.0 + 0.5) / 2)
     assert result["tail"] == pytest.approx(0.5)
@@ -97,13 +97,13 @@ def test_weighted_recall_is_accuracy_and_overall_is_balanced_accuracy(seed):
     y_true = list(rng.choice(names, size=200, p=np.r_[0.5, np.full(11, 0.5 / 11)]))
     scores = rng.random((200, len(names)))
     y_pred = [names[i] for i in scores.argmax(axis=1)]
-    natural = evaluate(y_true, scores, names, behaviors, balanced=False)
+    natural = compute_metrics(y_true, scores, names, behaviors, balanced=False)
     assert natural["rec_w"] == pytest.approx(accuracy_score(y_true, y_pred))
     assert natural["rec_w"] == pytest.approx(natural["hit@1"])
     with warnings.catch_warnings():  # sklearn warns when a predicted class is absent from y_true, as here it may be
         warnings.simplefilter("ignore", UserWarning)
         reference = balanced_accuracy_score(y_true, y_pred)
-    balanced = evaluate(y_true, scores, names, behaviors, balanced=True)
+    balanced = compute_metrics(y_true, scores, names, behaviors, balanced=True)
     assert balanced["overall"] == pytest.approx(reference)
 
 
@@ -122,11 +122,11 @@ def test_top_k_by_hand():
 
 def test_bad_scores_and_labels_are_refused():
     with pytest.raises(ValueError, match="shape"):
-        evaluate(Y_TRUE, np.zeros((len(Y_TRUE), 3)), CANDIDATES, BEHAVIORS, balanced=False)
+        compute_metrics(Y_TRUE, np.zeros((len(Y_TRUE), 3)), CANDIDATES, BEHAVIORS, balanced=False)
     with pytest.raises(ValueError, match="NaN"):
-        evaluate(Y_TRUE, np.full((len(Y_TRUE), 4), np.nan), CANDIDATES, BEHAVIORS, balanced=False)
+        compute_metrics(Y_TRUE, np.full((len(Y_TRUE), 4), np.nan), CANDIDATES, BEHAVIORS, balanced=False)
     with pytest.raises(ValueError, match="not in the candidate list"):
-        evaluate(["a", "zebra"], np.zeros((2, 4)), CANDIDATES, BEHAVIORS, balanced=False)
+        compute_metrics(["a", "zebra"], np.zeros((2, 4)), CANDIDATES, BEHAVIORS, balanced=False)
 
 
 def test_write_report_files_and_json(tmp_path):
@@ -180,7 +180,7 @@ def test_write_report_natural_only_and_failure_keeps_previous(tmp_path):
 
 def test_bootstrap_interval_of_a_class_all_right_and_a_class_all_wrong_is_exact():
     """Within-class resampling cannot change a class whose samples all agree: Overall is 0.5 in every replicate."""
-    from behaviorlm_lf.metrics import bootstrap_replicates, interval
+    from behaviorlm_lf.eval.metrics import bootstrap_replicates, interval
 
     reps = bootstrap_replicates(["a"] * 5 + ["c"] * 5, ["a"] * 5 + ["b"] * 5, CANDIDATES, BEHAVIORS, balanced=True)
     assert interval(reps["overall"]) == (0.5, 0.5)
@@ -190,7 +190,7 @@ def test_bootstrap_interval_of_a_class_all_right_and_a_class_all_wrong_is_exact(
 
 def test_bootstrap_interval_of_one_right_in_two_by_hand():
     """Two samples, one right: a resample has 0, 1 or 2 right with odds 1/4, 1/2, 1/4, so the 95% interval is [0, 1]."""
-    from behaviorlm_lf.metrics import bootstrap_replicates, interval
+    from behaviorlm_lf.eval.metrics import bootstrap_replicates, interval
 
     reps = bootstrap_replicates(["a", "a"], ["a", "b"], CANDIDATES, BEHAVIORS, balanced=False, replicates=4000)
     assert interval(reps["rec_w"]) == (0.0, 1.0)
@@ -199,7 +199,7 @@ def test_bootstrap_interval_of_one_right_in_two_by_hand():
 
 
 def test_bootstrap_interval_matches_the_binomial_width_and_the_point_metrics():
-    from behaviorlm_lf.metrics import bootstrap_replicates, interval
+    from behaviorlm_lf.eval.metrics import bootstrap_replicates, interval
 
     rng = np.random.default_rng(1)
     y_true = list(rng.choice(CANDIDATES, size=400))
@@ -216,7 +216,7 @@ def test_bootstrap_interval_matches_the_binomial_width_and_the_point_metrics():
 
 
 def test_paired_difference_of_a_model_with_itself_is_zero_and_same_seed_pairs_the_resamples():
-    from behaviorlm_lf.metrics import bootstrap_replicates, paired_difference
+    from behaviorlm_lf.eval.metrics import bootstrap_replicates, paired_difference
 
     y_true = ["a", "b", "c", "a", "b", "c"] * 10
     better = list(y_true)

@@ -13,15 +13,22 @@ import torch
 import yaml
 from conftest import REPO_ROOT, smoke_run
 
-from behaviorlm_lf.a_tune import a_tune
-from behaviorlm_lf.b_tune import b_tune
-from behaviorlm_lf.convert import convert
-from behaviorlm_lf.fileio import read_jsonl
-from behaviorlm_lf.pairs import rejected_candidates
-from behaviorlm_lf.hparams import ATuneArguments, BTuneArguments, DataArguments, FirstStageArguments, SelectArguments, build
-from behaviorlm_lf.scorer import CandidateScorer, encode_pair, through_stop
-from behaviorlm_lf.select import select
-from behaviorlm_lf.simulator import simulate_events
+from behaviorlm_lf.data.convert import convert
+from behaviorlm_lf.data.simulator import simulate_events
+from behaviorlm_lf.extras.fileio import read_jsonl
+from behaviorlm_lf.hparams import (
+    ATuneArguments,
+    BTuneArguments,
+    DataArguments,
+    FirstStageArguments,
+    SelectArguments,
+    for_preset,
+)
+from behaviorlm_lf.model.scorer import CandidateScorer, encode_pair, through_stop
+from behaviorlm_lf.train.a_tune import a_tune
+from behaviorlm_lf.train.b_tune import b_tune
+from behaviorlm_lf.train.pairs import rejected_candidates
+from behaviorlm_lf.train.select import select
 
 pytestmark = pytest.mark.slow
 
@@ -31,11 +38,11 @@ def pipeline(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("pipeline")
     simulate_events(n_users=40, days=7, seed=5).to_csv(root / "events.csv", index=False)
     run = smoke_run(root, tiny_model, dataset="raw")
-    convert(run, build(DataArguments, "smoke", source=str(root / "events.csv")))
-    first, sel = FirstStageArguments(), build(SelectArguments, "smoke")
-    a_tune(run, first, build(ATuneArguments, "smoke"))
+    convert(run, for_preset(DataArguments, "smoke", source=str(root / "events.csv")))
+    first, sel = FirstStageArguments(), for_preset(SelectArguments, "smoke")
+    a_tune(run, first, for_preset(ATuneArguments, "smoke"))
     selection = select(run, first, sel)
-    adapter = b_tune(run, first, sel, build(BTuneArguments, "smoke"))
+    adapter = b_tune(run, first, sel, for_preset(BTuneArguments, "smoke"))
     return run, selection, adapter
 
 
@@ -55,8 +62,8 @@ def test_b_tune_reports_what_it_kept_and_why(pipeline):
 def test_sft_dpo_rebuilds_the_pairs_from_the_sft_models_own_wrong_answers(pipeline):
     run, _, _ = pipeline
     layout = run.layout()
-    first, sel = FirstStageArguments(), build(SelectArguments, "smoke")
-    adapter = b_tune(run, first, sel, build(BTuneArguments, "smoke", variant="sft_dpo"))
+    first, sel = FirstStageArguments(), for_preset(SelectArguments, "smoke")
+    adapter = b_tune(run, first, sel, for_preset(BTuneArguments, "smoke", variant="sft_dpo"))
     sft_model = layout.b_tune_base_dir("anchor_train", "", "sft_dpo")
     assert yaml.safe_load((adapter / "llamafactory_train.yaml").read_text())["model_name_or_path"] == str(sft_model.resolve())
     assert run.trained_model("b_tune", variant="sft_dpo") == (str(sft_model), adapter)
@@ -137,9 +144,9 @@ def test_first_dpo_step_reference_is_the_a_tuned_model(pipeline):
 def test_b_tune_with_a_selection_flag_trains_on_that_selection(pipeline):
     """The bug `make b-tune STRATEGY=random` had: select used the flag, b_tune trained on the DDS pairs."""
     run, _, _ = pipeline
-    first, sel = FirstStageArguments(), dataclasses.replace(build(SelectArguments, "smoke"), strategy="random")
+    first, sel = FirstStageArguments(), dataclasses.replace(for_preset(SelectArguments, "smoke"), strategy="random")
     select(run, first, sel)
-    adapter = b_tune(run, first, sel, build(BTuneArguments, "smoke"))
+    adapter = b_tune(run, first, sel, for_preset(BTuneArguments, "smoke"))
     assert adapter.name == "b_tune_random"
     assert yaml.safe_load((adapter / "llamafactory_train.yaml").read_text())["dataset"] == "raw_pairs_random"
 
@@ -157,7 +164,7 @@ def test_the_chat_config_loads_the_b_tuned_model_as_trained(pipeline):
     """llamafactory_configs/chat.yaml is what `llamafactory-cli chat/webchat/api` reads: it loads the run's model."""
     from llamafactory.chat import ChatModel
 
-    from behaviorlm_lf.lf_run import CONFIG_DIR, resolve
+    from behaviorlm_lf.lf.run import CONFIG_DIR, resolve
 
     run, _, adapter = pipeline
     layout = run.layout()

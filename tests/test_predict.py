@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from behaviorlm_lf import predict as predict_module
-from behaviorlm_lf.errors import BadInputError
-from behaviorlm_lf.predict import history_of, parse_day, parse_hour, predict, read_events
+from behaviorlm_lf.eval import predict as predict_module
+from behaviorlm_lf.eval.predict import history_of, parse_day, parse_hour, predict, read_recent_events
+from behaviorlm_lf.extras.errors import BadInputError
 
 CANDIDATES = ["Music", "News", "Public transport", "Taxi"]
 
@@ -14,14 +14,14 @@ CANDIDATES = ["Music", "News", "Public transport", "Taxi"]
 def test_history_orders_by_time_and_formats_like_prompts(tmp_path):
     path = tmp_path / "recent.csv"
     path.write_text("time,place,behavior\n2024-03-05 08:00,commute,Music\n2024-03-04 07:00,home,News\n")
-    frame, source = read_events(str(path))
+    frame, source = read_recent_events(str(path))
     assert history_of(frame, source) == ["(Mon,7,home,News)", "(Tue,8,commute,Music)"]
 
 
 def test_json_lines_with_day_and_hour(tmp_path):
     path = tmp_path / "recent.jsonl"
     path.write_text('{"day": "wed", "hour": 21, "place": "home", "behavior": "Video"}\n')
-    frame, source = read_events(str(path))
+    frame, source = read_recent_events(str(path))
     assert history_of(frame, source) == ["(Wed,21,home,Video)"]
 
 
@@ -38,7 +38,7 @@ def test_malformed_events_are_located(tmp_path, text, name, message):
     path = tmp_path / name
     path.write_text(text)
     with pytest.raises(BadInputError, match=message):
-        frame, source = read_events(str(path))
+        frame, source = read_recent_events(str(path))
         history_of(frame, source)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from behaviorlm_lf.prompts import TEMPLATE_DIR, PromptRenderer, draw_templates, format_event
+from behaviorlm_lf.data.prompts import TEMPLATE_DIR, PromptRenderer, draw_templates, format_event
 
 CANDIDATES = ["Exercise", "Music", "Short video", "Taxi"]
 HISTORY = [format_event(0, 16, "home", "Exercise"), format_event(0, 18, "commute", "Music")]

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from conftest import shared_file
 
-from behaviorlm_lf.errors import BadInputError
-from behaviorlm_lf.readers import EVENT_COLUMNS, read_foursquare, read_placelab, read_table
+from behaviorlm_lf.data.readers import EVENT_COLUMNS, read_foursquare, read_placelab, read_table
+from behaviorlm_lf.extras.errors import BadInputError
 
 GOOD_CSV = """uid,ts,loc,app
 b,2024-01-02 09:30:00,home,Music

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from behaviorlm_lf.metrics import PAPER_METRICS
-from behaviorlm_lf.report import claim, claims_lines, collapse_lines, markdown_table, summary_frame
+from behaviorlm_lf.eval.metrics import PAPER_METRICS
+from behaviorlm_lf.eval.report import claim, claims_lines, collapse_lines, markdown_table, summary_frame
 
 
 def fake_report(folder, tail_replicates, value=None):

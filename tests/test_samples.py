@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behaviorlm_lf.errors import BadInputError
-from behaviorlm_lf.samples import SampleConfig, build_sample_sets, filter_behaviors, sample_frame
-from behaviorlm_lf.simulator import simulate_events
+from behaviorlm_lf.data.samples import SampleConfig, build_sample_sets, filter_behaviors, sample_frame
+from behaviorlm_lf.data.simulator import simulate_events
+from behaviorlm_lf.extras.errors import BadInputError
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from behaviorlm_lf.models import TINY_MODEL_DIR, make_tiny
-from behaviorlm_lf.prompts import PromptRenderer, format_event
-from behaviorlm_lf.scorer import (
+from behaviorlm_lf.data.prompts import PromptRenderer, format_event
+from behaviorlm_lf.model.backbones import TINY_MODEL_DIR, make_tiny
+from behaviorlm_lf.model.scorer import (
     CandidateScorer,
     encode_pair,
     naive_logprobs,
@@ -191,7 +191,7 @@ def smoke_test_prompts(smoke) -> tuple[list[str], list[str]]:
     """The smoke data's test prompts and candidates."""
     import json
 
-    from behaviorlm_lf.fileio import read_jsonl
+    from behaviorlm_lf.extras.fileio import read_jsonl
 
     data = smoke.layout().data_dir
     candidates = json.loads((data / "behaviors.json").read_text())["candidates"]
@@ -220,7 +220,7 @@ def test_bf16_path_gives_the_float32_argmax_on_the_smoke_data(tiny_dir, smoke):
 def test_bf16_near_ties_are_rescored_in_float32_and_the_rest_kept(tiny_dir, smoke, monkeypatch, share_prefix):
     """Prompts whose best two bf16 log-probs are within NEAR_TIE get float32's log-probs for their contenders, and
     float32's argmax; the others keep bf16's."""
-    from behaviorlm_lf import scorer as scorer_module
+    from behaviorlm_lf.model import scorer as scorer_module
 
     prompts, candidates = smoke_test_prompts(smoke)
     float32 = CandidateScorer(tiny_dir, device="cpu", batch_size=8, bf16=False).score(prompts, candidates, progress=False)

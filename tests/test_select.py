@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behaviorlm_lf.pairs import rejected_candidates
-from behaviorlm_lf.select import build_selection, difficulty, select_per_class
+from behaviorlm_lf.train.pairs import rejected_candidates
+from behaviorlm_lf.train.select import build_selection, difficulty, select_per_class
 
 IS_ANCHOR = np.array([True, True, False, False])
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behaviorlm_lf import simulator
-from behaviorlm_lf.simulator import BEHAVIORS, PLACES, simulate_events
+from behaviorlm_lf.data import simulator
+from behaviorlm_lf.data.simulator import BEHAVIORS, PLACES, simulate_events
 
 # Rare behaviors whose trigger is the next event's context alone (day, hour, place), and those whose trigger
 # includes the previous behavior.

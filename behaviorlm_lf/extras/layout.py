@@ -1,0 +1,158 @@
+"""Where everything of a run lives: the one place that joins a path or a registry name.
+
+A run is a data set (converted with a seed), a preset and optionally a named
+sub-run (the benchmark gives each table row its own). Under ``root`` (the folder
+the commands run in):
+
+    dataset_info.json                     LlamaFactory's registry (the YAMLs' dataset_dir is the root); the
+                                          repository tracks the default data set's entries
+    data/<data name>/<set>.jsonl          the data sets, registered as <data name>_<set>
+    saves/<data name>/<preset>[/<sub-run>]/
+        a_tune/  a_merged/                 A-Tuning's adapter, and the backbone with it merged
+        pool_scores/                       the selection pool scored by the A-tuned model
+        select<selection>/                 selected samples, pairs and replayed anchor samples
+        b_tune[_<variant>]<selection>/     the B-Tuning adapter (on a_merged), its report
+        b_tune_sft<selection>_merged/      sft_dpo: the sft variant merged in (its DPO's model and reference)
+        b_tune_sft<selection>_pairs/       sft_dpo: the pairs rebuilt from that model's wrong answers
+        sft_<set>/ sft_<set>_merged/ sft_<set>_pool_scores/ ...
+                                           the same after another first stage (all_train: full
+                                           fine-tuning; tail_train: Fig. 5's tail-first stage)
+    reports/<data name>/<preset>[/<sub-run>]/<name>/
+    models/                               converted backbones
+
+The data name is the data set's name for seed 0 and ``<name>-seed<k>`` for
+another seed, since the seed draws the user split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REGISTRY = "dataset_info.json"
+FIRST_STAGES = ("anchor_train", "all_train", "tail_train")
+# The paper's two test sets, by the name each report gives them: every evaluation, LLM or baseline, scores both.
+TEST_SETS = {"natural": "test_natural", "balanced": "test_balanced"}
+
+
+def _check(first_stage: str) -> str:
+    if first_stage not in FIRST_STAGES:
+        raise ValueError(f"the first stage trains on one of {FIRST_STAGES}, got {first_stage!r}")
+    return first_stage
+
+
+def _prefix(first_stage: str) -> str:
+    """"" for A-Tuning (the paper's first stage), "sft_<set>_" for the others."""
+    return "" if _check(first_stage) == "anchor_train" else f"sft_{first_stage}_"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A B-Tuning selection variant: strategy, samples per class, the reading of the confusion term and the cap of
+    pairs per rejected label."""
+
+    strategy: str = "dds"
+    per_class: int = 20
+    confusion: str = "prose"
+    max_pairs_per_rejected: int | None = None
+
+    def suffix(self, default_per_class: int) -> str:
+        """"" for the default (DDS, the preset's F, the prose reading, no cap), else e.g. "_random_F5", "_literal", "_rcap20"."""
+        return (
+            ("" if self.strategy == "dds" else f"_{self.strategy}")
+            + ("" if self.per_class == default_per_class else f"_F{self.per_class}")
+            + ("" if self.confusion == "prose" else f"_{self.confusion}")
+            + ("" if self.max_pairs_per_rejected is None else f"_rcap{self.max_pairs_per_rejected}")
+        )
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    dataset: str
+    preset: str
+    seed: int = 0
+    root: Path = Path(".")
+    sub_run: str = ""
+
+    @property
+    def data_name(self) -> str:
+        return self.dataset if self.seed == 0 else f"{self.dataset}-seed{self.seed}"
+
+    # data sets and LlamaFactory's registry
+    @property
+    def data_root(self) -> Path:
+        return Path(self.root) / "data"
+
+    @property
+    def dataset_dir(self) -> Path:
+        """LlamaFactory's ``dataset_dir``: the folder of the registry, which its entries' paths are relative to."""
+        return Path(self.root)
+
+    @property
+    def registry(self) -> Path:
+        return self.dataset_dir / REGISTRY
+
+    @property
+    def data_dir(self) -> Path:
+        return self.data_root / self.data_name
+
+    def set_file(self, set_name: str, suffix: str = ".jsonl") -> Path:
+        return self.data_dir / f"{set_name}{suffix}"
+
+    def set_registry_name(self, set_name: str) -> str:
+        return f"{self.data_name}_{set_name}"
+
+    @property
+    def behaviors_file(self) -> Path:
+        return self.data_dir / "behaviors.json"
+
+    # stages
+    @property
+    def run_dir(self) -> Path:
+        base = Path(self.root) / "saves" / self.data_name / self.preset
+        return base / self.sub_run if self.sub_run else base
+
+    def first_stage_dir(self, first_stage: str = "anchor_train") -> Path:
+        return self.run_dir / ("a_tune" if _check(first_stage) == "anchor_train" else f"sft_{first_stage}")
+
+    def merged_dir(self, first_stage: str = "anchor_train") -> Path:
+        return self.run_dir / ("a_merged" if _check(first_stage) == "anchor_train" else f"sft_{first_stage}_merged")
+
+    def pool_scores_dir(self, first_stage: str = "anchor_train") -> Path:
+        return self.run_dir / f"{_prefix(first_stage)}pool_scores"
+
+    def select_dir(self, first_stage: str, selection_suffix: str) -> Path:
+        return self.run_dir / f"{_prefix(first_stage)}select{selection_suffix}"
+
+    def b_tune_dir(self, first_stage: str, selection_suffix: str, variant: str = "dpo") -> Path:
+        kind = "b_tune" if variant == "dpo" else f"b_tune_{variant}"
+        return self.run_dir / f"{_prefix(first_stage)}{kind}{selection_suffix}"
+
+    def b_tune_base_dir(self, first_stage: str, selection_suffix: str, variant: str = "dpo") -> Path:
+        """The model a variant's adapter sits on: the merged first stage, or for ``sft_dpo`` the sft variant merged in."""
+        if variant != "sft_dpo":
+            return self.merged_dir(first_stage)
+        return self.b_tune_dir(first_stage, selection_suffix, "sft").with_name(f"{_prefix(first_stage)}b_tune_sft{selection_suffix}_merged")
+
+    def rebuilt_pairs_dir(self, first_stage: str, selection_suffix: str) -> Path:
+        """``sft_dpo``'s pairs: the selected samples scored by the sft variant, each against its own wrong answer."""
+        return self.run_dir / f"{_prefix(first_stage)}b_tune_sft{selection_suffix}_pairs"
+
+    def selected_set(self, first_stage: str, selection_suffix: str, kind: str) -> str:
+        """The set a selection publishes beside the data (``pairs``, ``selected_sft``, ``replay``, ``sft_pairs``), fixed per
+        first stage, sub-run and variant so that ``llamafactory_configs/b_tune.yaml`` names ``<data>_pairs``."""
+        return f"{_prefix(first_stage)}{self.sub_run + '_' if self.sub_run else ''}{kind}{selection_suffix}"
+
+    # reports
+    @property
+    def reports_dir(self) -> Path:
+        base = Path(self.root) / "reports" / self.data_name / self.preset
+        return base / self.sub_run if self.sub_run else base
+
+    def report_dir(self, name: str) -> Path:
+        return self.reports_dir / name
+
+    # the backbones `behaviorlm models` converts
+    @property
+    def models_dir(self) -> Path:
+        return Path(self.root) / "models"

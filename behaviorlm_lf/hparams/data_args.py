@@ -1,0 +1,46 @@
+"""How events become samples and sets: the ``data`` stage's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from .checks import check_range
+
+
+@dataclass
+class DataArguments:
+    """How events become samples and sets (``behaviorlm data``)."""
+
+    preset_key: ClassVar[str] = "data"
+    source: str | None = field(
+        default=None, metadata={"help": "default, foursquare-nyc, mit-placelab or a CSV/Parquet file (default: --dataset)"}
+    )
+    columns: str | None = field(
+        default=None, metadata={"help": "for a file: user=COL,time=COL,place=COL,behavior=COL[,tz_offset=COL]; place= for none"}
+    )
+    time_unit: Literal["s", "ms"] | None = field(default=None, metadata={"help": "timestamps are epoch seconds or milliseconds"})
+    assume: Literal["utc", "local"] | None = field(
+        default=None, metadata={"help": "timestamps marked UTC ('Z') without an offset column: utc or local wall-clock time"}
+    )
+    grid_deg: str = field(default="0.05", metadata={"help": "Foursquare place cell size in degrees, or 'none'"})
+    history_len: int = field(default=20, metadata={"help": "L, events in a sample's history"})
+    anchor_threshold: float = field(default=0.01, metadata={"help": "anchor behaviors: training frequency above this"})
+    top_k: int | None = field(default=None, metadata={"help": "keep the K most frequent behaviors (other events are dropped)"})
+    min_count: int | None = field(default=None, metadata={"help": "keep behaviors with at least N events"})
+    split_by: Literal["user", "time"] | None = field(default=None, metadata={"help": "8:1:1 by user (default) or by time"})
+    max_train: int | None = field(default=None, metadata={"help": "cap of each training set"})
+    max_valid: int | None = field(default=None, metadata={"help": "cap of the validation set"})
+    max_natural_test: int | None = field(default=None, metadata={"help": "cap of the natural test set"})
+    balanced_per_class: int = field(default=500, metadata={"help": "balanced test samples per behavior"})
+    valid_per_class: int = field(
+        default=100, metadata={"help": "balanced validation samples per behavior (B-Tuning keeps its best epoch on them)"}
+    )
+    pool_per_class: int = field(default=100, metadata={"help": "selection pool samples per behavior"})
+    sim_users: int = field(default=300, metadata={"help": "simulated users (default data set)"})
+    sim_days: int = field(default=28, metadata={"help": "simulated days (default data set)"})
+
+    def __post_init__(self):
+        check_range(self, history_len=1, top_k=1, min_count=1, max_train=1, max_valid=1, max_natural_test=1,
+                    balanced_per_class=1, valid_per_class=1, pool_per_class=1, sim_users=3, sim_days=1)
+        check_range(self, low=0.0, high=1.0, anchor_threshold=None)

@@ -1,0 +1,1 @@
+"""Backbones: converting the default one (or making the tests' tiny one), and exact candidate scoring with a loaded model."""

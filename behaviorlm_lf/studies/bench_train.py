@@ -1,0 +1,135 @@
+"""Training speed of our settings against LlamaFactory's defaults, for A-Tuning (SFT) and B-Tuning (DPO).
+
+    behaviorlm bench-train [--dataset default] [--preset cpu] [--sft-steps 10] [--dpo-steps 6]
+
+Each comparison is two runs of the same YAML (``a_tune.yaml``, ``b_tune.yaml``)
+with the preset's model and hyper-parameters, for the same steps, samples and
+seed, one after the other:
+
+* **LlamaFactory defaults**: plain ``llamafactory-cli``, float32, gradient
+  checkpointing on (LlamaFactory's default);
+* **ours**: the stages' settings: :mod:`behaviorlm_lf.lf.hooks` (frozen weights in
+  bf16, LM head and loss at labelled positions only), this machine's precision
+  (:mod:`behaviorlm_lf.extras.hardware`), no gradient checkpointing.
+
+Prints samples (or pairs) per second from each run's ``train_results.json``,
+the ratio, and both runs' per-step training losses with the mean paired
+difference and its 95% interval: the settings change speed and rounding, not the math.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ..extras.errors import MissingStageError, user_errors_exit
+from ..extras.fileio import read_jsonl
+from ..extras.hardware import llamafactory_precision, machine_description
+from ..hparams import ATuneArguments, BTuneArguments, RunArguments, for_preset, parse
+from ..lf.registry import PAIR_COLUMNS
+from ..lf.run import run_llamafactory
+from ..train.a_tune import A_TUNE_CONFIG
+from ..train.b_tune import VARIANTS
+
+LLAMAFACTORY_DEFAULTS = {"hooks": False, "precision": {"bf16": False}, "overrides": {"disable_gradient_checkpointing": False}}
+OURS = {"hooks": True, "precision": None, "overrides": {}}
+
+
+def bench_stage(config: Path, common: dict, out: Path) -> dict:
+    """Both runs of one YAML; returns their rates, per-step losses and the ratio."""
+    results = {}
+    for name, setting in (("llamafactory_defaults", LLAMAFACTORY_DEFAULTS), ("ours", OURS)):
+        found = run_llamafactory(
+            config, common | setting["overrides"], out / name, hooks=setting["hooks"], precision=setting["precision"]
+        )
+        results[name] = {
+            "per_second": found["metrics"]["train_samples_per_second"],
+            "losses": [loss for _, loss in found["train_loss"]],
+        }
+    results["speedup"] = results["ours"]["per_second"] / results["llamafactory_defaults"]["per_second"]
+    return results
+
+
+def write_pool_pairs(pool: Path, folder: Path, seed: int = 0) -> Path:
+    """DPO pairs from the selection pool (chosen = label, rejected = another behavior), registered in ``folder``.
+
+    DPO's speed does not depend on which pairs it trains on, so the bench needs no
+    A-tuned model to select them.
+    """
+    records = read_jsonl(pool)
+    behaviors = sorted({r["output"] for r in records})
+    rng = np.random.default_rng(seed)
+    with open(folder / "bench_pairs.jsonl", "w", encoding="utf-8") as out:
+        for r in records:
+            rejected = rng.choice([b for b in behaviors if b != r["output"]])
+            out.write(json.dumps({"instruction": r["instruction"], "input": "", "chosen": r["output"], "rejected": rejected}) + "\n")
+    registry = {"bench_pairs": {"file_name": "bench_pairs.jsonl", "ranking": True, "columns": PAIR_COLUMNS}}
+    (folder / "dataset_info.json").write_text(json.dumps(registry), encoding="utf-8")
+    return folder
+
+
+def loss_difference(ours: list[float], baseline: list[float]) -> tuple[float, float, float]:
+    """Mean of ours - baseline over the same steps (same batches), with a normal 95% interval."""
+    diff = np.asarray(ours) - np.asarray(baseline)
+    half = 1.96 * diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
+    return float(diff.mean()), float(diff.mean() - half), float(diff.mean() + half)
+
+
+def describe(title: str, unit: str, results: dict) -> str:
+    lines = [title]
+    for name in ("llamafactory_defaults", "ours"):
+        r = results[name]
+        losses = " ".join(f"{x:.3f}" for x in r["losses"])
+        lines.append(f"  {name:22s} {r['per_second']:.3f} {unit}/s   loss per step: {losses}  (mean {np.mean(r['losses']):.4f})")
+    mean, low, high = loss_difference(results["ours"]["losses"], results["llamafactory_defaults"]["losses"])
+    verdict = "within noise" if low <= 0 <= high else "outside the 95% interval"
+    lines.append(f"  speedup                {results['speedup']:.2f}x")
+    lines.append(f"  loss, ours - defaults  {mean:+.4f} per step, 95% interval [{low:+.4f}, {high:+.4f}]: {verdict}")
+    return "\n".join(lines)
+
+
+@dataclass
+class BenchTrainArguments:
+    preset_key: ClassVar[str] = "bench_train"
+    sft_steps: int = field(default=10, metadata={"help": "A-Tuning steps per run"})
+    dpo_steps: int = field(default=6, metadata={"help": "B-Tuning steps per run"})
+
+
+@user_errors_exit
+def main(argv: list[str] | None = None) -> None:
+    run, args = parse((RunArguments, BenchTrainArguments), argv, description=__doc__)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    layout = run.layout()
+    if not layout.set_file("anchor_train").is_file():
+        raise MissingStageError("the data stage", layout.data_dir, f"behaviorlm data --dataset {run.dataset} --preset {run.preset}")
+    common = {
+        "model_name_or_path": run.model_dir(),
+        "template": run.chat_template(),
+        "eval_strategy": "no",
+        "save_strategy": "no",
+        "load_best_model_at_end": False,
+        "plot_loss": False,
+        "logging_steps": 1,
+    }
+    a_hp, b_hp = for_preset(ATuneArguments, run.preset).overrides(), for_preset(BTuneArguments, run.preset, variant="dpo").overrides()
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        tmp = Path(tmp)
+        sft_data = {"dataset_dir": str(layout.dataset_dir), "dataset": layout.set_registry_name("anchor_train"), "max_steps": args.sft_steps}
+        sft = bench_stage(A_TUNE_CONFIG, common | a_hp | sft_data, tmp / "sft")
+        dpo_data = {"dataset_dir": str(write_pool_pairs(layout.set_file("pool"), tmp)), "dataset": "bench_pairs", "max_steps": args.dpo_steps}
+        dpo = bench_stage(VARIANTS["dpo"].config, common | b_hp | dpo_data, tmp / "dpo")
+    print(f"\n{machine_description()}; model {run.model_dir()}, {run.preset} preset ({a_hp} / {b_hp}); "
+          f"ours = {llamafactory_precision()} + lf_hooks, no gradient checkpointing")
+    print(describe(f"A-Tuning (SFT), {args.sft_steps} steps x batch 8 of {layout.set_registry_name('anchor_train')}:", "samples", sft))
+    print(describe(f"B-Tuning (DPO), {args.dpo_steps} steps x 8 pairs from {layout.data_name}'s pool:", "pairs", dpo))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""The paper's evidence on one data set: baselines, BehaviorLM, its ablations and sweeps, with intervals.
+
+    behaviorlm benchmark --dataset foursquare-nyc --preset cpu [--seeds 0 1 2] [--rows main|all]
+
+``--rows main`` (the default) runs the main table (Tables 3 and 8): popularity,
+context popularity, Markov, SASRec and BERT4Rec fit on the whole training split,
+the untuned LLM (LLM-NT), full fine-tuning on all behaviors without the
+auxiliary corpus (the TALLRec-style row) and BehaviorLM. ``--rows all`` adds the
+ablations (Table 4, section 4.4: w/o aux, w/o DDS, w/o KMeans, w/o DPO, w/o
+A-Tuning = full fine-tuning followed by the same B-Tuning, and the confusion term
+as printed), Fig. 5's first stages (all behaviors, anchors, medium + tail), the F
+sweep (Fig. 3b), and the epsilon (Table 5) and anchor threshold (Table 6) sweeps.
+
+Each seed converts the data with that seed (another user split) and runs every
+row in its own sub-run; rows that share a stage share its output (the stage
+cache), so an interrupted benchmark resumes where it stopped, and the report is
+rewritten after every row. ``reports/benchmark/<dataset>/<preset>/results.md``
+opens with the paper's claims checked against paired bootstrap intervals, then
+every table with 95% intervals, the stage times and the figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import pandas as pd
+
+from ..data.convert import convert
+from ..eval.baselines import run_baseline
+from ..eval.evaluate import evaluate
+from ..eval.report import claims_lines, difference_table, markdown_table, summary_frame, write_figures
+from ..extras.errors import UserError, user_errors_exit
+from ..extras.fileio import atomic_output
+from ..extras.hardware import machine_description
+from ..hparams import (
+    ATuneArguments,
+    BaselineArguments,
+    BTuneArguments,
+    DataArguments,
+    FirstStageArguments,
+    RunArguments,
+    SelectArguments,
+    for_preset,
+    parse,
+)
+from ..train.a_tune import a_tune
+from ..train.b_tune import b_tune
+from ..train.select import select
+
+logger = logging.getLogger(__name__)
+
+BASELINES = {"Popularity": "popularity", "Context popularity": "context", "Markov": "markov", "SASRec": "sasrec", "BERT4Rec": "bert4rec"}
+MAIN_ROWS = [*BASELINES, "LLM-NT", "Full fine-tuning", "BehaviorLM"]
+ABLATIONS = ["w/o aux", "w/o DDS", "w/o KMeans", "w/o DPO", "w/o A-Tuning", "Confusion term as printed (eq. 2)"]
+FIG5 = {"all behaviors": "w/o A-Tuning", "anchor behaviors": "BehaviorLM", "medium + tail behaviors": "Tail-first stage"}
+CHECKS = [
+    ("BehaviorLM Tail above full fine-tuning", "BehaviorLM", "Full fine-tuning", "tail", 0.0),
+    ("BehaviorLM Head within 2 points of full fine-tuning (not more than 2 points below)", "BehaviorLM", "Full fine-tuning", "head", 0.02),
+    ("BehaviorLM Overall above SASRec", "BehaviorLM", "SASRec", "overall", 0.0),
+]
+
+
+@dataclass
+class BenchmarkArguments:
+    preset_key: ClassVar[str] = "benchmark"
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "one user split and training seed each"})
+    rows: Literal["main", "all"] = field(default="main", metadata={"help": "main table only, or with ablations and sweeps"})
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES.values()), metadata={"help": "the baselines to run"})
+    # gpu-bench runs its rows as two such parts side by side; a later run without --only reuses their stages
+    only: list[str] = field(default_factory=list, metadata={"help": "run only these main rows (names as in the report)"})
+    f_values: list[int] = field(default_factory=lambda: [5, 10, 20], metadata={"help": "the F sweep (Fig. 3b)"})
+    epsilons: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2], metadata={"help": "Table 5's sweep"})
+    thresholds: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02], metadata={"help": "Table 6's sweep"})
+    # the corpus of every row that mixes one in; the same flag and meaning as a-tune's
+    aux: Path | None = field(default=None, metadata={"help": "alpaca or sharegpt file (default: the built-in corpus)"})
+
+
+def slug(row: str) -> str:
+    """A row's name as a folder name: "w/o DDS" -> "wo_DDS"."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in row.replace("/", "")).strip("_")
+
+
+class SeedRunner:
+    """Runs the rows of one seed, each in its own sub-run, and records stage wall times."""
+
+    def __init__(self, run: RunArguments, data: DataArguments, args: BenchmarkArguments):
+        self.run, self.data, self.args = run, data, args
+        self.sel = for_preset(SelectArguments, run.preset)
+        self.times: list[dict] = []
+
+    def timed(self, row: str, stage: str, fn: Callable, *args, **kwargs):
+        """Run a stage; record its wall time and memory peaks: resident memory (this process so far, or the
+        LlamaFactory process that trained) and, on a GPU, GPU memory."""
+        import resource
+
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        started = time.time()
+        result = fn(*args, **kwargs)
+        record = {"row": row, "stage": stage, "seconds": time.time() - started, "seed": self.run.seed}
+        manifest = Path(result) / "manifest.json" if isinstance(result, Path) else None
+        built = json.loads(manifest.read_text())["result"] if manifest and manifest.is_file() else {}
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        record["peak_rss_gib"] = max(own, built.get("peak_rss_bytes", 0)) / 2**30
+        if torch.cuda.is_available():
+            record["gpu_peak_gib"] = max(torch.cuda.max_memory_allocated(), built.get("gpu_peak_bytes", 0)) / 2**30
+        self.times.append(record)
+        return result
+
+    def sub(self, sub_run: str, **changes) -> RunArguments:
+        return dataclasses.replace(self.run, sub_run=sub_run, **changes)
+
+    def first_stage(self, **changes) -> FirstStageArguments:
+        """A first stage of this benchmark: the rows that mix in an auxiliary corpus all use ``--aux``."""
+        return FirstStageArguments(aux=self.args.aux, **changes)
+
+    def evaluate(self, row: str, run: RunArguments, model: str, adapter: Path | None) -> Path:
+        return self.timed(row, "eval", evaluate, run, model, adapter, slug(row))
+
+    def behaviorlm(
+        self, row: str, run: RunArguments, first: FirstStageArguments, sel: SelectArguments | None = None, variant: str | None = None
+    ) -> Path:
+        """First stage, selection and B-Tuning (the preset's variant, or ``variant``) in ``run``; returns the report."""
+        sel = sel or self.sel
+        hp = for_preset(BTuneArguments, run.preset, **({"variant": variant} if variant else {}))
+        self.timed(row, "first stage", a_tune, run, first, for_preset(ATuneArguments, run.preset))
+        self.timed(row, "select", select, run, first, sel)
+        self.timed(row, "b_tune", b_tune, run, first, sel, hp)
+        model, adapter = run.trained_model("b_tune", first.first_stage, sel.suffix(), hp.variant)
+        return self.evaluate(row, run, model, adapter)
+
+    def wanted(self, row: str) -> bool:
+        return not self.args.only or row in self.args.only
+
+    def rows(self):
+        """Yields (row, report folder) in the order of the report; a sweep point equal to a row reuses its report."""
+        for row, method in BASELINES.items():
+            if method in self.args.baselines and self.wanted(row):
+                yield row, self.timed(row, "fit+eval", run_baseline, self.run, BaselineArguments(method=method))
+        base = self.sub("LLM-NT")
+        if self.wanted("LLM-NT"):
+            yield "LLM-NT", self.evaluate("LLM-NT", base, base.model_dir(), None)
+        full = self.sub("Full_fine-tuning")
+        full_first = self.first_stage(first_stage="all_train", epsilon=0.0)  # TALLRec-style: no auxiliary corpus
+        if self.wanted("Full fine-tuning"):
+            adapter = self.timed("Full fine-tuning", "first stage", a_tune, full, full_first, for_preset(ATuneArguments, full.preset))
+            yield "Full fine-tuning", self.evaluate("Full fine-tuning", full, full.model_dir(), adapter)
+        if not self.wanted("BehaviorLM"):
+            return
+        blm, anchors = self.sub("BehaviorLM"), self.first_stage()
+        behaviorlm = self.behaviorlm("BehaviorLM", blm, anchors)
+        yield "BehaviorLM", behaviorlm
+        if self.args.rows == "main":
+            return
+        without_aux = self.behaviorlm("w/o aux", self.sub("wo_aux"), self.first_stage(epsilon=0.0))
+        yield "w/o aux", without_aux
+        yield "w/o DDS", self.behaviorlm("w/o DDS", blm, anchors, dataclasses.replace(self.sel, strategy="random"))
+        yield "w/o KMeans", self.behaviorlm("w/o KMeans", blm, anchors, dataclasses.replace(self.sel, strategy="topk"))
+        yield "w/o DPO", self.behaviorlm("w/o DPO", blm, anchors, variant="sft")
+        # section 4.4: fine-tune on all behaviors, then the same B-Tuning from that model (its pool scores, its reference)
+        yield "w/o A-Tuning", self.behaviorlm("w/o A-Tuning", full, full_first)
+        row = "Confusion term as printed (eq. 2)"
+        yield row, self.behaviorlm(row, blm, anchors, dataclasses.replace(self.sel, confusion="literal"))
+        yield "Tail-first stage", self.behaviorlm("Tail-first stage", blm, self.first_stage(first_stage="tail_train"))
+        for f in self.args.f_values:
+            same = f == self.sel.per_class
+            yield f"F={f}", behaviorlm if same else self.behaviorlm(f"F={f}", blm, anchors, dataclasses.replace(self.sel, per_class=f))
+        for epsilon in self.args.epsilons:
+            row = f"epsilon={epsilon:g}"
+            known = {anchors.epsilon: behaviorlm, 0.0: without_aux}
+            yield row, known[epsilon] if epsilon in known else self.behaviorlm(row, self.sub(slug(row)), self.first_stage(epsilon=epsilon))
+        for threshold in self.args.thresholds:
+            row = f"anchor threshold={threshold:.1%}"
+            if threshold == self.data.anchor_threshold:
+                yield row, behaviorlm
+                continue
+            thresholded = dataclasses.replace(self.run, dataset=f"{self.run.dataset}-thr{threshold:g}", sub_run="BehaviorLM")
+            data = dataclasses.replace(self.data, source=self.data.source or self.run.dataset, anchor_threshold=threshold)
+            self.timed(row, "data", convert, thresholded, data)
+            yield row, self.behaviorlm(row, thresholded, anchors)
+
+
+def main_rows(args: BenchmarkArguments) -> list[str]:
+    rows = [row for row, method in BASELINES.items() if method in args.baselines] + MAIN_ROWS[len(BASELINES):]
+    return [row for row in rows if row in args.only] if args.only else rows
+
+
+def results_dir(run: RunArguments, args: BenchmarkArguments) -> Path:
+    """``reports/benchmark/<dataset>/<preset>``; a run of some rows only (``--only``) writes beside it, not over it."""
+    out = Path(run.root) / "reports" / "benchmark" / run.dataset / run.preset
+    return out.with_name(f"{run.preset}.only-{slug('+'.join(args.only))}") if args.only else out
+
+
+def check_only(args: BenchmarkArguments) -> None:
+    if not args.only:
+        return
+    if args.rows != "main":
+        raise UserError("--only picks main rows: use it with --rows main")
+    known = main_rows(dataclasses.replace(args, only=[]))
+    unknown = [row for row in args.only if row not in known]
+    if unknown:
+        raise UserError(f"--only: unknown row {unknown[0]!r}; the main rows are {known}")
+
+
+def write_results(out: Path, rows: dict[str, list[Path]], times: pd.DataFrame, vocabulary: dict, meta: dict, args: BenchmarkArguments) -> None:
+    """results.md, results.csv, stage_times.csv and the figures, atomically as one folder."""
+    frame = summary_frame(rows) if rows else pd.DataFrame(columns=["name", "seeds"])
+    main = main_rows(args)
+    text = [
+        f"# Benchmark: {meta['dataset']} ({meta['preset']} preset)\n\n",
+        f"Command `{meta['command']}`; seeds {meta['seeds']}; model {meta['model']}; machine {meta['machine']}. "
+        f"Test sets per seed: {meta['natural_n']} natural samples and {meta['balanced_n']} balanced ones. Values in %; "
+        "brackets: 95% bootstrap intervals (test samples resampled; over several seeds, of the seed mean), then ± the "
+        "spread over seeds. Differences use paired intervals: both models on the same resampled test samples.\n",
+        "\n## The paper's claims, checked\n\n", *claims_lines(rows, CHECKS),
+        "\n## Main results (Tables 3 and 8)\n\n", markdown_table(frame, main),
+    ]
+    if args.rows == "all":
+        text += ["\n## Ablations (Table 4): change from BehaviorLM, in points\n\n", difference_table(rows, ABLATIONS, "BehaviorLM")]
+        text += ["\n## First stage on all, anchor or medium + tail behaviors, each then B-Tuning (Fig. 5)\n\n",
+                 markdown_table(frame[frame["name"].isin(FIG5.values())] if len(frame) else frame, list(FIG5.values()))]
+        for title, names in (
+            ("Tail accuracy against F (Fig. 3b)", [f"F={f}" for f in args.f_values]),
+            ("Auxiliary ratio epsilon (Table 5)", [f"epsilon={e:g}" for e in args.epsilons]),
+            ("Anchor threshold (Table 6; report groups stay those of the training frequencies)", [f"anchor threshold={t:.1%}" for t in args.thresholds]),
+        ):
+            text += [f"\n## {title}\n\n", markdown_table(frame[frame["name"].isin(names)] if len(frame) else frame, names)]
+    gpu = "gpu_peak_gib" in times.columns
+    columns = ["seconds", "peak_rss_gib"] + (["gpu_peak_gib"] if gpu else [])
+    stage_times = times.groupby(["row", "stage"], sort=False)[columns].max().reset_index() if len(times) else times
+    text += ["\n## Wall time and memory per stage (seconds: the slowest seed; resident memory of the process that ran "
+             "it: this one so far, or LlamaFactory's" + ("; GPU memory" if gpu else "") + ")\n\n",
+             "| Row | Stage | Seconds | Peak RSS (GiB) |" + (" GPU peak (GiB) |" if gpu else "") + "\n|---|---|---|---|"
+             + ("---|" if gpu else "") + "\n"]
+    text += [f"| {r.row} | {r.stage} | {r.seconds:.0f} | {r.peak_rss_gib:.1f} |" + (f" {r.gpu_peak_gib:.1f} |" if gpu else "") + "\n"
+             for r in stage_times.itertuples()]
+    total = times["seconds"].sum() if len(times) else 0
+    text.append(f"\nSum of the stage times: {total:.0f} s (stages run side by side take less wall time).\n\n![](fig1a_frequency.png)\n![](fig1c_groups.png)\n")
+    with atomic_output(out) as tmp:
+        tmp.mkdir(parents=True)
+        write_figures(tmp, frame, vocabulary["behaviors"], vocabulary["anchor_threshold"], main)
+        (tmp / "results.md").write_text("".join(text), encoding="utf-8")
+        frame.to_csv(tmp / "results.csv", index=False)
+        times.to_csv(tmp / "stage_times.csv", index=False)
+
+
+def benchmark(
+    run: RunArguments, data: DataArguments, args: BenchmarkArguments, command: str = "", measured: pd.DataFrame | None = None
+) -> Path:
+    """Runs the rows for every seed; rewrites the report after each row.
+
+    ``measured``: the stage times of the runs that built the stages (gpu-bench's parts), reported instead of this
+    run's, whose stages are then all reused.
+    """
+    check_only(args)
+    out = results_dir(run, args)
+    rows: dict[str, list[Path]] = {}
+    times: list[dict] = []
+    for seed in args.seeds:
+        seeded = dataclasses.replace(run, seed=seed)
+        convert(seeded, data)
+        vocabulary = json.loads(seeded.layout().behaviors_file.read_text())
+        sizes = vocabulary["stats"]["set_sizes"]
+        meta = {
+            "dataset": run.dataset, "preset": run.preset, "seeds": args.seeds, "model": run.model_dir(), "command": command,
+            "machine": machine_description(), "natural_n": sizes["test_natural"], "balanced_n": sizes["test_balanced"],
+        }
+        runner = SeedRunner(seeded, data, args)
+        for row, report_dir in runner.rows():
+            rows.setdefault(row, []).append(report_dir)
+            write_results(out, rows, pd.DataFrame(times + runner.times) if measured is None else measured, vocabulary, meta, args)
+            logger.info("seed %d: %s done, %s updated", seed, row, out / "results.md")
+        times += runner.times
+    return out
+
+
+@user_errors_exit
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    run, data, args = parse((RunArguments, DataArguments, BenchmarkArguments), argv, description=__doc__)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    command = "behaviorlm benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
+    print(benchmark(run, data, args, command) / "results.md")
+
+
+if __name__ == "__main__":
+    main()
