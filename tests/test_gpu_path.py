@@ -59,7 +59,8 @@ def test_scorer_tokens_are_those_training_sees_with_the_inferred_template(tmp_pa
     from llamafactory.data.processor.supervised import SupervisedDatasetProcessor
     from llamafactory.hparams import DataArguments
 
-    from behaviorlm_lf.model.scorer import CandidateScorer, encode_pair
+    from behaviorlm_lf.model.packing import encode_pair
+    from behaviorlm_lf.model.scorer import CandidateScorer
 
     folder = tiny_model_of(tmp_path, architecture)
     template = infer_template(folder)

@@ -24,7 +24,8 @@ from behaviorlm_lf.hparams import (
     SelectArguments,
     for_preset,
 )
-from behaviorlm_lf.model.scorer import CandidateScorer, encode_pair, through_stop
+from behaviorlm_lf.model.packing import encode_pair, through_stop
+from behaviorlm_lf.model.scorer import CandidateScorer
 from behaviorlm_lf.train.a_tune import a_tune
 from behaviorlm_lf.train.b_tune import b_tune
 from behaviorlm_lf.train.pairs import rejected_candidates

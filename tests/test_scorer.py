@@ -13,14 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from behaviorlm_lf.data.prompts import PromptRenderer, format_event
 from behaviorlm_lf.model.backbones import TINY_MODEL_DIR, make_tiny
-from behaviorlm_lf.model.scorer import (
-    CandidateScorer,
-    encode_pair,
-    naive_logprobs,
-    prefix_groups,
-    sample_token_positions,
-    through_stop,
-)
+from behaviorlm_lf.model.packing import encode_pair, prefix_groups, sample_token_positions, through_stop
+from behaviorlm_lf.model.scorer import CandidateScorer, naive_logprobs
 
 PROMPTS = [
     "Next?",
