@@ -28,7 +28,6 @@ nonzero score and the metrics' ``p_label`` stays meaningful.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -39,7 +38,7 @@ import pandas as pd
 import torch
 
 from ..extras.cache import run_stage
-from ..extras.errors import BadInputError, MissingStageError, user_errors_exit
+from ..extras.errors import BadInputError, user_errors_exit
 from ..extras.layout import TEST_SETS
 from ..hparams import BaselineArguments, RunArguments, parse
 from .count_models import Baseline, Context, Markov, Popularity
@@ -103,14 +102,13 @@ def run_baseline(run: RunArguments, args: BaselineArguments) -> Path:
     fit alone takes minutes on a CPU, so an unchanged data set, method and seed reuses the report.
     """
     layout = run.layout()
-    if not layout.behaviors_file.is_file():
-        raise MissingStageError("the data stage", layout.data_dir, f"behaviorlm data --dataset {run.dataset} --preset {run.preset}")
+    layout.require_data()
     events = {split: layout.set_file(f"{split}_events", ".parquet") for split in ("train", "valid")}
     inputs = {"behaviors": layout.behaviors_file} | {f"events:{k}": v for k, v in events.items()}
     inputs |= {f"set:{name}": layout.set_file(name, ".parquet") for name in TEST_SETS.values()}
 
     def build(tmp: Path) -> dict:
-        vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
+        vocabulary = layout.vocabulary()
         candidates, behaviors = vocabulary["candidates"], vocabulary["behaviors"]
         train, valid = (read_events(path, candidates) for path in events.values())
         tests = {name: read_set(layout.set_file(name, ".parquet"), candidates) for name in TEST_SETS.values()}

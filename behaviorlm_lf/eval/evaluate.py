@@ -86,7 +86,7 @@ def evaluate(
         inputs["predict_config"] = PREDICT_CONFIG
 
     def build(tmp: Path) -> dict:
-        vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
+        vocabulary = layout.vocabulary()
         candidates, behaviors = vocabulary["candidates"], vocabulary["behaviors"]
         records = {key: read_jsonl(layout.set_file(s)) for key, s in sets.items()}
         extra = {"model": str(model), "adapter": str(adapter) if adapter else None, "mode": "generate" if generate else "scorer"}

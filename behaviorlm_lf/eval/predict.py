@@ -196,9 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}")
     layout = run.layout()
-    if not layout.behaviors_file.is_file():
-        raise MissingStageError(f"the data stage for {run.dataset!r}", layout.behaviors_file, f"behaviorlm data --dataset {run.dataset}")
-    vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
+    vocabulary = layout.vocabulary()
     queries, events = queries_from(args, vocabulary["history_len"])
     warn_unknown_behaviors(events, vocabulary["candidates"])
     if args.adapter is not None:

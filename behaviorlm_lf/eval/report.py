@@ -225,7 +225,7 @@ def report(run, first, sel, hp) -> Path:
     llm_rows = dict(rows)
     for name, method in (("Popularity", "popularity"), ("Markov", "markov"), ("SASRec", "sasrec")):
         rows[name] = [run_baseline(run, BaselineArguments(method=method))]
-    vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
+    vocabulary = layout.vocabulary()
     sizes = vocabulary["stats"]["set_sizes"]
     _, adapter = run.trained_model("b_tune", first.first_stage, sel.suffix(), hp.variant)
     second = json.loads((adapter / "diagnostics.json").read_text(encoding="utf-8"))

@@ -26,8 +26,11 @@ another seed, since the seed draws the user split.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import MissingStageError
 
 REGISTRY = "dataset_info.json"
 FIRST_STAGES = ("anchor_train", "all_train", "tail_train")
@@ -105,6 +108,21 @@ class RunLayout:
     @property
     def behaviors_file(self) -> Path:
         return self.data_dir / "behaviors.json"
+
+    def data_command(self) -> str:
+        """The command that writes this run's data sets."""
+        return f"behaviorlm data --dataset {self.dataset} --preset {self.preset}" + (f" --seed {self.seed}" if self.seed else "")
+
+    def require_data(self, path: Path | None = None) -> Path:
+        """``path``, a file the data stage writes (default: behaviors.json), or the error that says how to write it."""
+        path = path or self.behaviors_file
+        if not path.is_file():
+            raise MissingStageError("the data stage", path, self.data_command())
+        return path
+
+    def vocabulary(self) -> dict:
+        """behaviors.json: the candidates, the groups and anchors, the history length and the sets' sizes."""
+        return json.loads(self.require_data().read_text(encoding="utf-8"))
 
     # stages
     @property

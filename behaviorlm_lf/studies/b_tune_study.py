@@ -155,7 +155,7 @@ def study(run: RunArguments, data: DataArguments, first: FirstStageArguments, se
     """Train and evaluate every variant in ``args``; returns the study's folder."""
     convert(run, data)
     layout = run.layout()
-    vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
+    vocabulary = layout.vocabulary()
     sizes = vocabulary["stats"]["set_sizes"]
     adapter = a_tune(run, first, for_preset(ATuneArguments, run.preset))
     selection = select(run, first, sel)

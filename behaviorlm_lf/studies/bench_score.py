@@ -25,7 +25,6 @@ probability difference.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from typing import ClassVar
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..extras.errors import MissingStageError, user_errors_exit
+from ..extras.errors import user_errors_exit
 from ..extras.fileio import read_jsonl
 from ..extras.hardware import machine_description, uses_bf16
 from ..hparams import RunArguments, parse
@@ -62,9 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     run, args = parse((RunArguments, BenchScoreArguments), argv, description=__doc__)
     logging.basicConfig(level=logging.WARNING)
     layout = run.layout()
-    if not layout.behaviors_file.is_file():
-        raise MissingStageError("the data stage", layout.data_dir, f"behaviorlm data --dataset {run.dataset} --preset {run.preset}")
-    candidates = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))["candidates"]
+    candidates = layout.vocabulary()["candidates"]
     prompts = [r["instruction"] for s in args.sets for r in read_jsonl(layout.set_file(s))[: args.n]]
     model = run.model_dir()
     n = len(prompts)

@@ -19,7 +19,6 @@ difference and its 95% interval: the settings change speed and rounding, not the
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import tempfile
@@ -29,11 +28,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..extras.errors import MissingStageError, user_errors_exit
-from ..extras.fileio import read_jsonl
+from ..extras.errors import user_errors_exit
+from ..extras.fileio import read_jsonl, write_jsonl
 from ..extras.hardware import llamafactory_precision, machine_description
+from ..extras.layout import REGISTRY
 from ..hparams import ATuneArguments, BTuneArguments, RunArguments, for_preset, parse
-from ..lf.registry import PAIR_COLUMNS
+from ..lf.registry import entry, register
 from ..lf.run import run_llamafactory
 from ..train.a_tune import A_TUNE_CONFIG
 from ..train.b_tune import VARIANTS
@@ -66,12 +66,13 @@ def write_pool_pairs(pool: Path, folder: Path, seed: int = 0) -> Path:
     records = read_jsonl(pool)
     behaviors = sorted({r["output"] for r in records})
     rng = np.random.default_rng(seed)
-    with open(folder / "bench_pairs.jsonl", "w", encoding="utf-8") as out:
-        for r in records:
-            rejected = rng.choice([b for b in behaviors if b != r["output"]])
-            out.write(json.dumps({"instruction": r["instruction"], "input": "", "chosen": r["output"], "rejected": rejected}) + "\n")
-    registry = {"bench_pairs": {"file_name": "bench_pairs.jsonl", "ranking": True, "columns": PAIR_COLUMNS}}
-    (folder / "dataset_info.json").write_text(json.dumps(registry), encoding="utf-8")
+    pairs = [
+        {"instruction": r["instruction"], "input": "", "chosen": r["output"], "rejected": str(rng.choice([b for b in behaviors if b != r["output"]]))}
+        for r in records
+    ]
+    write_jsonl(folder / "bench_pairs.jsonl", pairs)
+    registry = folder / REGISTRY
+    register({"bench_pairs": entry(folder / "bench_pairs.jsonl", registry, pairs=True)}, registry)
     return folder
 
 
@@ -107,8 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     run, args = parse((RunArguments, BenchTrainArguments), argv, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     layout = run.layout()
-    if not layout.set_file("anchor_train").is_file():
-        raise MissingStageError("the data stage", layout.data_dir, f"behaviorlm data --dataset {run.dataset} --preset {run.preset}")
+    layout.require_data(layout.set_file("anchor_train"))
     common = {
         "model_name_or_path": run.model_dir(),
         "template": run.chat_template(),

@@ -268,7 +268,7 @@ def benchmark(
     for seed in args.seeds:
         seeded = dataclasses.replace(run, seed=seed)
         convert(seeded, data)
-        vocabulary = json.loads(seeded.layout().behaviors_file.read_text())
+        vocabulary = seeded.layout().vocabulary()
         sizes = vocabulary["stats"]["set_sizes"]
         meta = {
             "dataset": run.dataset, "preset": run.preset, "seeds": args.seeds, "model": run.model_dir(), "command": command,

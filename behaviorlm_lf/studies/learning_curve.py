@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     convert(run, data)
     command = "behaviorlm learning-curve " + " ".join(argv if argv is not None else sys.argv[1:])
     frame = run_curve(run, args)
-    vocabulary = json.loads(run.layout().behaviors_file.read_text())
+    vocabulary = run.layout().vocabulary()
     meta = {
         "date": date.today().isoformat(), "machine": machine_description(), "model": run.model_dir(),
         "model_name": Path(run.model_dir()).name, "dataset": run.dataset, "learning_rate": preset_learning_rate(run.preset),

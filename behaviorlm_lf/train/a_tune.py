@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..data.aux_corpus import BUILTIN_CORPUS, load_corpus, select_aux
 from ..extras.cache import run_stage
-from ..extras.errors import MissingStageError, user_errors_exit
+from ..extras.errors import user_errors_exit
 from ..extras.fileio import read_jsonl, write_jsonl
 from ..extras.hardware import model_training_settings
 from ..extras.layout import RunLayout
@@ -67,8 +67,7 @@ def a_tune(run: RunArguments, first: FirstStageArguments, hp: ATuneArguments, tr
     """
     layout = run.layout()
     train_set = train_set or first.first_stage
-    if not layout.set_file(train_set).is_file():
-        raise MissingStageError("the data stage", layout.set_file(train_set), f"behaviorlm data --dataset {run.dataset} --preset {run.preset}")
+    layout.require_data(layout.set_file(train_set))
     model = run.model_dir()
     out = layout.first_stage_dir(first.first_stage)
     aux_name, aux_stats = prepare_aux(layout, first, model, train_set)

@@ -105,7 +105,7 @@ def validation_metrics(layout: RunLayout, model: str | Path, adapter: Path | Non
     """Balanced validation accuracies of ``model`` (+ ``adapter``) and the mean log p(y|x) of the true label per group."""
     from ..model.scorer import CandidateScorer
 
-    vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
+    vocabulary = layout.vocabulary()
     candidates, behaviors = vocabulary["candidates"], vocabulary["behaviors"]
     records = read_jsonl(layout.set_file(VALIDATION_SET))
     labels = [r["output"] for r in records]
@@ -154,7 +154,7 @@ def rebuild_pairs(run: RunArguments, first: FirstStageArguments, sel: SelectArgu
     inputs = {"model": model / "manifest.json", "samples": samples, "behaviors": layout.behaviors_file}
 
     def build(tmp: Path) -> dict:
-        vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
+        vocabulary = layout.vocabulary()
         candidates = vocabulary["candidates"]
         report_group = np.array([next(b["report_group"] for b in vocabulary["behaviors"] if b["name"] == c) for c in candidates])
         records = read_jsonl(samples)

@@ -32,7 +32,6 @@ first-stage model ranks the true label of the pool's samples, per report group
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -122,7 +121,7 @@ def score_pool(run: RunArguments, first: FirstStageArguments, embed: str = "samp
     out = layout.pool_scores_dir(first.first_stage)
 
     def build(tmp: Path) -> dict:
-        candidates = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))["candidates"]
+        candidates = layout.vocabulary()["candidates"]
         pool = read_jsonl(layout.set_file("pool"))
         spans = pd.read_parquet(layout.set_file("pool", ".parquet"), columns=["sample_spans"])["sample_spans"]
         scorer = CandidateScorer(model, adapter_dir=adapter, template=run.chat_template())
@@ -148,7 +147,7 @@ def select(run: RunArguments, first: FirstStageArguments, sel: SelectArguments) 
               "max_pairs_per_rejected": sel.max_pairs_per_rejected}
 
     def build(tmp: Path) -> dict:
-        vocabulary = json.loads(layout.behaviors_file.read_text(encoding="utf-8"))
+        vocabulary = layout.vocabulary()
         candidates = vocabulary["candidates"]
         groups = {b["name"]: b for b in vocabulary["behaviors"]}
         is_anchor = np.array([groups[c]["group"] == "anchor" for c in candidates])
