@@ -1,6 +1,6 @@
 """Bad input through the real command line, as a hostile new user would try it.
 
-Every case runs ``python -m behaviorlm_lf.<module>`` in a subprocess and checks the
+Every case runs ``python -m behaviorlm_lf <command>`` (the ``behaviorlm`` command) in a subprocess and checks the
 exit code, one line on stderr naming file, row and field, no traceback, and that
 no output folder or registry entry was left behind.
 """
@@ -29,10 +29,10 @@ GOOD_ROWS = "".join(f"u{u},2024-03-0{4 + d} {8 + h}:00:00,home,{behavior(u, d, h
                     for u in range(6) for d in range(3) for h in range(8))
 
 
-def cli(module: str, *args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+def cli(command: str, *args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "BEHAVIORLM_SHARED_DATA": str(cwd / "no-shared-data")}
     return subprocess.run(
-        [sys.executable, "-m", f"behaviorlm_lf.{module}", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True
+        [sys.executable, "-m", "behaviorlm_lf", command, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True
     )
 
 
@@ -59,7 +59,7 @@ def nothing_left(root: Path, name: str) -> None:
 def convert(tmp_path: Path, text: str | bytes, name: str = "log.csv", *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
     path = tmp_path / name
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
-    return cli("convert", "--dataset", "mine", "--source", str(path), "--preset", "smoke", *extra, cwd=tmp_path), path
+    return cli("data", "--dataset", "mine", "--source", str(path), "--preset", "smoke", *extra, cwd=tmp_path), path
 
 
 @pytest.mark.parametrize(
@@ -77,9 +77,12 @@ def convert(tmp_path: Path, text: str | bytes, name: str = "log.csv", *extra: st
         (HEADER + "u1,1709539200,home,News\n", ["row 1", "field 'time'", "epoch", "--time-unit"]),
         (HEADER + "u1,2024-03-04 08:00:00,home,News\nu1,2024-03-04T09:00:00-05:00,home,News\n", ["mix zoned", "row 1"]),
         (HEADER + 'u1,2024-03-04 08:00:00,home,"Two\nlines"\n', ["row 1", "field 'behavior'", "line break"]),
+        (HEADER + "u1,2024-03-04T08:00:00-05:00,home,News\nu1,2024-03-04T14:00:00Z,home,News\n", ["row 2", "mix UTC", "--assume"]),
+        (HEADER + "u1,04-03-2024 08:00,home,News\nu1,05-03-2024 08:00,home,News\n", ["row 1", "either way round", "--time-format"]),
+        (HEADER + "u1,04-03-2024 08:00,home,News\nu1,25-03-2024 08:00,home,News\n", ["row 2", "day-first", "--time-format"]),
     ],
     ids=["missing-column", "bad-time", "empty-value", "extra-field", "short-row", "empty", "header-only", "not-utf8",
-         "utc-marker", "epoch", "zone-mix", "newline-name"],
+         "utc-marker", "epoch", "zone-mix", "newline-name", "utc-and-offsets", "day-month-ambiguous", "day-first"],
 )
 def test_convert_input_errors_are_one_line_and_leave_nothing(tmp_path, text, words):
     result, path = convert(tmp_path, text)
@@ -102,11 +105,11 @@ def test_broken_gzip_names_the_file(tmp_path, content, words):
 
 def test_a_folder_an_unknown_source_and_an_escaping_name(tmp_path):
     (tmp_path / "folder").mkdir()
-    one_line_error(cli("convert", "--dataset", "mine", "--source", str(tmp_path / "folder"), cwd=tmp_path), "is a folder")
-    line = one_line_error(cli("convert", "--dataset", "foursquare-nyk", cwd=tmp_path), "unknown source")
+    one_line_error(cli("data", "--dataset", "mine", "--source", str(tmp_path / "folder"), cwd=tmp_path), "is a folder")
+    line = one_line_error(cli("data", "--dataset", "foursquare-nyk", cwd=tmp_path), "unknown source")
     assert "foursquare-nyc" in line and "mit-placelab" in line
     (tmp_path / "log.csv").write_text(HEADER + GOOD_ROWS)
-    one_line_error(cli("convert", "--dataset", "../escaped", "--source", str(tmp_path / "log.csv"), cwd=tmp_path), "plain folder name")
+    one_line_error(cli("data", "--dataset", "../escaped", "--source", str(tmp_path / "log.csv"), cwd=tmp_path), "plain folder name")
     assert not (tmp_path / "escaped").exists()
 
 
@@ -174,6 +177,17 @@ def test_utc_timestamps_with_an_offset_column_or_an_assumption(tmp_path):
     assert set(pd.read_parquet(tmp_path / "data" / "mine" / "train_events.parquet")["hour"]) <= set(range(7, 15))
 
 
+def test_a_day_first_log_reads_with_its_time_format_and_month_first_dates_need_none(tmp_path):
+    day_first = "".join(f"u{u},{4 + d:02d}-03-2024 {8 + h:02d}:00,home,{behavior(u, d, h)}\n" for u in range(6) for d in range(3) for h in range(8))
+    result, _ = convert(tmp_path, HEADER + day_first, "dmy.csv", "--time-format", "%d-%m-%Y %H:%M", "--anchor-threshold", "0.2")
+    assert result.returncode == 0, result.stderr
+    events = pd.read_parquet(tmp_path / "data" / "mine" / "train_events.parquet")
+    assert set(events["dow"]) <= {0, 1, 2}  # 4-6 March 2024 (Monday to Wednesday), not 3-5 April
+    month_first = "".join(f"u{u},03/{14 + d}/2024 {8 + h:02d}:00,home,{behavior(u, d, h)}\n" for u in range(6) for d in range(3) for h in range(8))
+    result, _ = convert(tmp_path, HEADER + month_first, "mdy.csv", "--anchor-threshold", "0.2")
+    assert result.returncode == 0, result.stderr  # a day above 12 in the second place says which is the month
+
+
 def test_exact_duplicates_are_dropped_and_counted(tmp_path):
     result, _ = convert(tmp_path, HEADER + GOOD_ROWS + GOOD_ROWS.splitlines(keepends=True)[0] * 3, "dup.csv", "--anchor-threshold", "0.2")
     assert result.returncode == 0, result.stderr
@@ -187,7 +201,7 @@ def test_stages_that_need_an_earlier_stage_say_which_and_how_to_run_it(tmp_path)
     model = Path(__file__).resolve().parents[1] / "models" / "tiny-llama"
     common = ("--dataset", "mine", "--preset", "smoke", "--model", str(model))
     one_line_error(cli("eval", *common, "--run", "b_tune", cwd=tmp_path), "has not run yet", "b_tune")
-    one_line_error(cli("b_tune", *common, cwd=tmp_path), "has not run yet", "behaviorlm select")
+    one_line_error(cli("b-tune", *common, cwd=tmp_path), "has not run yet", "behaviorlm select")
     one_line_error(cli("select", *common, cwd=tmp_path), "has not run yet", "behaviorlm a-tune")
 
 
@@ -221,9 +235,13 @@ NEXT = ("--day", "Tue", "--hour", "8", "--place", "home")
         ("day,hour,place,behavior\nMon,7,home,News\n", ["--events", "e.csv", "--day", "Monkey", "--hour", "8", "--place", "home"], ["day", "Monkey"]),
         ("day,hour,place,behavior\nMon,7,home,News,extra\n", ["--events", "e.csv", *NEXT], ["e.csv", "malformed row"]),
         ("day,hour,place,behavior\nMon,7,home,News\n", ["--events", "e.csv", "--dataset", "nope", *NEXT], ["data stage", "nope"]),
+        ("day,hour,place,behavior\nMon,7,home,News\n", ["--events", "e.csv", "--adapter", "nowhere", *NEXT], ["--adapter", "no LoRA adapter"]),
+        ('day,hour,place,behavior\nMon,7,home,"Mu\nsic"\n', ["--events", "e.csv", *NEXT], ["row 1", "field 'behavior'", "line break"]),
+        ("day,hour,place,behavior\nMon,7,home,News\n", ["--events", "e.csv", "--day", "Tue", "--hour", "8", "--place", "ho\nme"], ["--place", "line break"]),
     ],
     ids=["missing", "folder", "not-utf8", "json-not-object", "empty-field", "header-only", "top-k-0", "top-k-negative",
-         "bad-day", "extra-field", "unknown-dataset"],
+         "bad-day", "extra-field", "unknown-dataset", "missing-adapter", "newline-in-name",
+         "newline-in-place-flag"],
 )
 def test_predict_input_errors_are_one_line(predict_root, events, args, words):
     if events == "FOLDER":
@@ -272,7 +290,7 @@ def test_a_setting_out_of_its_range_is_one_line_before_any_work(tmp_path, comman
 )
 def test_a_bad_config_file_is_one_line_naming_it(tmp_path, text, words):
     (tmp_path / "run.yaml").write_text(text)
-    done = cli("convert", "--preset", "smoke", "--config", "run.yaml", cwd=tmp_path)
+    done = cli("data", "--preset", "smoke", "--config", "run.yaml", cwd=tmp_path)
     assert "run.yaml" in one_line_error(done, *words)
     assert [p.name for p in tmp_path.iterdir()] == ["run.yaml"]
 
@@ -281,13 +299,30 @@ def test_a_bad_config_file_is_one_line_naming_it(tmp_path, text, words):
                          ids=["corrupt", "not-an-object"])
 def test_a_broken_registry_is_one_line_and_left_as_it_is(tmp_path, text, words):
     (tmp_path / "dataset_info.json").write_text(text)
-    done = cli("convert", "--preset", "smoke", cwd=tmp_path)
+    done = cli("data", "--preset", "smoke", cwd=tmp_path)
     assert "dataset_info.json" in one_line_error(done, *words)
     assert (tmp_path / "dataset_info.json").read_text() == text and not (tmp_path / "data" / "default").exists()
 
 
 def test_an_unknown_chat_template_is_one_line_before_training(tmp_path, tiny_model):
-    assert cli("convert", "--preset", "smoke", cwd=tmp_path).returncode == 0
-    done = cli("a_tune", "--preset", "smoke", "--model", str(tiny_model), "--template", "bogus", cwd=tmp_path)
+    assert cli("data", "--preset", "smoke", cwd=tmp_path).returncode == 0
+    done = cli("a-tune", "--preset", "smoke", "--model", str(tiny_model), "--template", "bogus", cwd=tmp_path)
     assert "not a LlamaFactory chat template" in one_line_error(done, "--template", "bogus")
+    assert not (tmp_path / "saves").exists() or not any((tmp_path / "saves").rglob("adapter_model.safetensors"))
+
+
+@pytest.mark.parametrize("dropped, words", [
+    (("model.safetensors",), ["no weights"]),
+    (("tokenizer.json", "tokenizer_config.json"), ["no tokenizer"]),
+    (("config.json", "model.safetensors"), ["no config.json and no weights"]),
+])
+def test_a_model_folder_without_weights_or_tokenizer_is_one_line_before_loading(tmp_path, tiny_model, dropped, words):
+    import shutil
+
+    folder = shutil.copytree(tiny_model, tmp_path / "half-model")
+    for name in dropped:
+        (folder / name).unlink()
+    assert cli("data", "--preset", "smoke", cwd=tmp_path).returncode == 0
+    done = cli("a-tune", "--preset", "smoke", "--model", str(folder), cwd=tmp_path)
+    one_line_error(done, "--model", "not a model folder", *words)
     assert not (tmp_path / "saves").exists() or not any((tmp_path / "saves").rglob("adapter_model.safetensors"))

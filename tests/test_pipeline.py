@@ -173,3 +173,21 @@ def test_the_chat_config_loads_the_b_tuned_model_as_trained(pipeline):
     prompt = read_jsonl(layout.set_file("test_natural"))[0]["instruction"]
     answer = ChatModel(config).chat([{"role": "user", "content": prompt}])[0].response_text
     assert isinstance(answer, str)
+
+
+@pytest.mark.slow
+def test_a_second_smoke_demo_reuses_every_stage(tmp_path, tiny_model):
+    """`make demo` twice: the second run rebuilds nothing, so the stage cache's identities are stable across runs
+    (the code, inputs and config each stage hashes) and every stage of the first run is found again."""
+    import re
+
+    def demo() -> str:
+        done = subprocess.run(["make", "demo", "PRESET=smoke", f"ROOT={tmp_path}"], cwd=REPO_ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout + done.stderr
+
+    built = set(re.findall(r"\[([^\]]+)\] wrote ", demo()))
+    second = demo()
+    assert {"data:default", "first_stage:anchor_train", "score_pool", "select", "b_tune:dpo", "eval:a_tune"} <= built, built
+    assert not re.findall(r"\[([^\]]+)\] (?:wrote|inputs, config or code changed)", second)
+    assert set(re.findall(r"\[([^\]]+)\] reusing", second)) >= built

@@ -75,7 +75,8 @@ def load_events(source: str, data: DataArguments, root: Path, seed: int):
     mapping |= parse_columns(data.columns)
     events = read_table(
         path, user=mapping["user"], time_col=mapping["time"], place=mapping["place"] or None,
-        behavior=mapping["behavior"], tz_offset_min=mapping["tz_offset"], time_unit=data.time_unit, assume=data.assume,
+        behavior=mapping["behavior"], tz_offset_min=mapping["tz_offset"], time_format=data.time_format, time_unit=data.time_unit,
+        assume=data.assume,
     )
     return events, path
 

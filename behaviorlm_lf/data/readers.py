@@ -115,6 +115,8 @@ def _check_values(path: Path, first_row: int, frame: pd.DataFrame, columns: list
 
 
 UTC_MARK = re.compile(r"(?:Z|[+-]00:?00)$", re.IGNORECASE)
+# A date that starts with day and month in some order (04-03-2024, 4/3/24): pandas reads it month first.
+AMBIGUOUS_DATE = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.]\d{2,4}\b")
 OFFSET_MARK = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
 
 
@@ -157,7 +159,19 @@ def _parse_time(
             f"({values.iloc[without]!r}) values; give every row a zone or none",
             row=first_row + without, field=field,
         )
-    utc = bool(zoned.all() and text.str.contains(UTC_MARK).all())
+    marked_utc = text.str.contains(UTC_MARK)
+    if zoned.all() and marked_utc.any() and not marked_utc.all():
+        # The rows marked UTC follow the rule of an all-UTC file; an offset column would also shift the other rows.
+        z, other = int(np.argmax(marked_utc.to_numpy())), int(np.argmax(~marked_utc.to_numpy()))
+        mix = f"timestamps mix UTC ({values.iloc[z]!r}, row {first_row + z}) and local offsets ({values.iloc[other]!r})"
+        if has_offset_column:
+            raise BadInputError(path, f"{mix}: an offset column applies to UTC times only; give every row the same kind", row=first_row + z, field=field)
+        if assume is None:
+            raise BadInputError(
+                path, f"{mix}, so the UTC rows' local hours are unknown: choose --assume utc (keep their UTC hours) or "
+                "--assume local (they are local)", row=first_row + z, field=field,
+            )
+    utc = bool(zoned.all() and marked_utc.all())
     if zoned.all() and not utc:
         text = text.str.replace(OFFSET_MARK, "", regex=True)  # the written time is the local time
     elif utc:
@@ -166,6 +180,19 @@ def _parse_time(
         raise BadInputError(
             path, f"timestamps look like epoch times ({values.iloc[0]!r}): pass --time-unit s or ms", row=first_row, field=field
         )
+    if time_format is None:
+        swappable = text.str.extract(AMBIGUOUS_DATE).astype(float)
+        if text.str.match(AMBIGUOUS_DATE).all() and not (swappable > 12).any().any():
+            raise BadInputError(
+                path, f"{values.iloc[0]!r}: day and month could be either way round in every row; pass --time-format, "
+                "e.g. '%d-%m-%Y %H:%M' (day first) or '%m-%d-%Y %H:%M' (month first)", row=first_row, field=field,
+            )
+        day_first = text.str.match(AMBIGUOUS_DATE).any() and (swappable[0] > 12).any()
+        if day_first:
+            raise BadInputError(
+                path, f"{values.iloc[int(np.argmax((swappable[0] > 12).to_numpy()))]!r}: a day-first date; pass --time-format, "
+                "e.g. '%d-%m-%Y %H:%M'", row=first_row + int(np.argmax((swappable[0] > 12).to_numpy())), field=field,
+            )
     parsed = pd.to_datetime(text, format=time_format, errors="coerce")
     bad = parsed.isna().to_numpy()
     if bad.any():

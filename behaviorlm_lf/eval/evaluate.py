@@ -25,7 +25,7 @@ import numpy as np
 from ..extras.cache import run_stage
 from ..extras.errors import MissingStageError, user_errors_exit
 from ..extras.fileio import read_jsonl
-from ..extras.layout import TEST_SETS
+from ..extras.layout import TEST_SETS, check_adapter_folder
 from ..hparams import BTuneArguments, EvalArguments, FirstStageArguments, RunArguments, SelectArguments, parse
 from ..lf.run import CONFIG_DIR, run_llamafactory
 from .metrics import PAPER_METRICS, write_report
@@ -115,7 +115,7 @@ def evaluate(
 def evaluate_run(run: RunArguments, first: FirstStageArguments, sel: SelectArguments, hp: BTuneArguments, ev: EvalArguments) -> Path:
     """Evaluate ``--model``/``--adapter`` if given, else the run's model named by ``--run``."""
     if ev.adapter is not None:
-        model, adapter, default_name = run.model_dir(), ev.adapter, Path(ev.adapter).name
+        model, adapter, default_name = run.model_dir(), check_adapter_folder(ev.adapter), Path(ev.adapter).name
     else:
         model, adapter = run.trained_model(ev.run, first.first_stage, sel.suffix(), hp.variant)
         default_name = ev.run if ev.run != "b_tune" else adapter.name

@@ -32,8 +32,10 @@ import numpy as np
 import pandas as pd
 
 from ..data.prompts import PromptRenderer, format_event
+from ..data.readers import CONTROL_CHARACTERS
 from ..data.samples import DAYS
 from ..extras.errors import BadInputError, MissingStageError, UserError, user_errors_exit
+from ..extras.layout import check_adapter_folder
 from ..hparams import BTuneArguments, FirstStageArguments, RunArguments, SelectArguments, parse
 
 logger = logging.getLogger(__name__)
@@ -100,6 +102,10 @@ def _check_values(events: pd.DataFrame, source: str, fields: tuple[str, ...]) ->
         empty = (values.eq("") | events[column].isna() | values.str.lower().eq("nan")).to_numpy()
         if empty.any():
             raise BadInputError(source, "empty value", row=int(np.argmax(empty)) + 1, field=column)
+        broken = values.str.contains(CONTROL_CHARACTERS).to_numpy()
+        if column in ("behavior", "place") and broken.any():  # would break the prompt's lines, as in the data stage
+            at = int(np.argmax(broken))
+            raise BadInputError(source, f"name {values.iloc[at]!r} holds a line break or control character", row=at + 1, field=column)
 
 
 def history_of(events: pd.DataFrame, source: str) -> list[str]:
@@ -159,6 +165,8 @@ def queries_from(args: PredictArguments, history_len: int) -> tuple[list[dict], 
     if args.next is None:
         if args.day is None or args.hour is None or args.place is None:
             raise UserError("give --day, --hour and --place of the next event (or --next FILE for batch mode)")
+        if CONTROL_CHARACTERS.search(args.place):
+            raise UserError(f"--place {args.place!r}: a line break or control character would break the prompt")
         if not args.place.strip():
             raise UserError("--place is empty")
         history = history_of(frame, source)[-history_len:]
@@ -200,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     queries, events = queries_from(args, vocabulary["history_len"])
     warn_unknown_behaviors(events, vocabulary["candidates"])
     if args.adapter is not None:
-        model, adapter = run.model_dir(), args.adapter
+        model, adapter = run.model_dir(), check_adapter_folder(args.adapter)
     else:
         model, adapter = run.trained_model(args.run, first.first_stage, sel.suffix(), hp.variant)
     if adapter is not None and not (Path(adapter) / "adapter_model.safetensors").is_file():

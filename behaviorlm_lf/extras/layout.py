@@ -30,13 +30,39 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MissingStageError
+from .errors import MissingStageError, UserError
 
 REGISTRY = "dataset_info.json"
 FIRST_STAGES = ("anchor_train", "all_train", "tail_train")
 # The paper's two test sets, by the name each report gives them: every evaluation, LLM or baseline, scores both.
 TEST_SETS = {"natural": "test_natural", "balanced": "test_balanced"}
 
+
+WEIGHTS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json")
+TOKENIZER = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
+def check_model_folder(folder: Path, flag: str = "--model") -> Path:
+    """``folder`` if it holds what loading needs (config.json, weights, a tokenizer), else one line saying what is
+    missing, before any stage loads it (transformers would fail later with a traceback)."""
+    if not folder.is_dir():
+        return folder  # a name the Hugging Face cache may resolve offline; loading reports it
+    missing = [what for what, found in (
+        ("config.json", (folder / "config.json").is_file()),
+        ("weights (*.safetensors or pytorch_model*.bin)", any(any(folder.glob(pattern)) for pattern in WEIGHTS)),
+        ("tokenizer (tokenizer.json, tokenizer.model or vocab.json)", any((folder / name).is_file() for name in TOKENIZER)),
+    ) if not found]
+    if missing:
+        raise UserError(f"{flag} {folder}: not a model folder, it has no {' and no '.join(missing)}")
+    return folder
+
+
+
+def check_adapter_folder(folder: Path, flag: str = "--adapter") -> Path:
+    """``folder`` if it holds a LoRA adapter (``adapter_model.safetensors``, as a-tune and b-tune write), else one line."""
+    if not (Path(folder) / "adapter_model.safetensors").is_file():
+        raise UserError(f"{flag} {folder}: no LoRA adapter there (adapter_model.safetensors, which a-tune and b-tune write)")
+    return Path(folder)
 
 def _check(first_stage: str) -> str:
     if first_stage not in FIRST_STAGES:

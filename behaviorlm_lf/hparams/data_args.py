@@ -20,6 +20,10 @@ class DataArguments:
         default=None, metadata={"help": "for a file: user=COL,time=COL,place=COL,behavior=COL[,tz_offset=COL]; place= for none"}
     )
     time_unit: Literal["s", "ms"] | None = field(default=None, metadata={"help": "timestamps are epoch seconds or milliseconds"})
+    time_format: str | None = field(
+        default=None,
+        metadata={"help": "strftime format of the timestamps, e.g. '%%d-%%m-%%Y %%H:%%M' (needed where day and month could swap)"},
+    )
     assume: Literal["utc", "local"] | None = field(
         default=None, metadata={"help": "timestamps marked UTC ('Z') without an offset column: utc or local wall-clock time"}
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..extras.errors import MissingStageError, UserError
-from ..extras.layout import RunLayout
+from ..extras.layout import RunLayout, check_model_folder
 from .checks import check_plain_name, check_range
 
 MODELS_OF_A_RUN = ("base", "a_tune", "b_tune")
@@ -45,7 +45,7 @@ class RunArguments:
         if self.model is None:
             raise UserError(f"preset {self.preset!r} names no model: pass --model (MODEL=<folder>)")
         path = Path(self.model)
-        return str(path if path.is_absolute() or path.exists() else Path(self.root) / path)
+        return str(check_model_folder(path if path.is_absolute() or path.exists() else Path(self.root) / path))
 
     def first_stage_adapter(self, first_stage: str) -> Path:
         """The first stage's adapter folder, or an error saying how to train it."""
