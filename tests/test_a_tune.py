@@ -75,3 +75,46 @@ def test_every_preset_keeps_the_papers_8_samples_per_step():
             resolved = yaml.safe_load(config.read_text()) | hp.overrides()
             assert resolved["per_device_train_batch_size"] * resolved["gradient_accumulation_steps"] == 8, (preset, config)
     assert for_preset(ATuneArguments, "cpu").per_device_train_batch_size == 4
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Pids of the running processes whose command line contains ``text``."""
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_llamafactory_child_removes_the_temporary_folder_and_a_rerun_resumes(tmp_path, tiny_model):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    common = ["--preset", "smoke", "--model", str(tiny_model), "--root", str(tmp_path)]
+    subprocess.run([sys.executable, "-m", "behaviorlm_lf", "data", *common], env=env, check=True, capture_output=True)
+    stage = subprocess.Popen([sys.executable, "-m", "behaviorlm_lf", "a-tune", *common], env=env, stderr=subprocess.PIPE, text=True)
+    for line in stage.stderr:  # LlamaFactory has started once the stage logs its command line
+        if "running:" in line:
+            break
+    time.sleep(5)
+    assert _processes_naming(str(tmp_path / "saves")), "no LlamaFactory child to stop"
+    stage.send_signal(signal.SIGTERM)
+    rest = stage.stderr.read()
+    assert stage.wait(timeout=60) == 128 + signal.SIGTERM
+    assert "error: stopped by SIGTERM" in rest and "Traceback" not in rest
+    assert not _processes_naming(str(tmp_path / "saves")), "the LlamaFactory child outlived its stage"
+    saves = tmp_path / "saves" / "default" / "smoke"
+    assert not list(saves.glob("*.tmp-*")) and not (saves / "a_tune").exists()
+    rerun = subprocess.run([sys.executable, "-m", "behaviorlm_lf", "a-tune", *common], env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert (saves / "a_tune" / "adapter_model.safetensors").is_file()

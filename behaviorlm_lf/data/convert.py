@@ -173,7 +173,7 @@ def convert(run: RunArguments, data: DataArguments) -> Path:
     elif source in KNOWN_SOURCES:
         inputs["events"] = shared_data(run.root) / KNOWN_SOURCES[source]["file"]
     stage_config = {"source": source, "columns": data.columns, "grid_deg": data.grid_deg, "time_unit": data.time_unit,
-                    "assume": data.assume, "sample": asdict(config)}
+                    "time_format": data.time_format, "assume": data.assume, "sample": asdict(config)}
     if source == SIMULATED:
         stage_config["simulator"] = {"users": data.sim_users, "days": data.sim_days}
 

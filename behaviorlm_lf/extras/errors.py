@@ -2,14 +2,18 @@
 
 Every entry point runs through :func:`user_errors_exit`: an input error exits
 with status 2 and one line on stderr (file, row and field where it has them); a
-bug still shows its traceback. No entry point catches errors on its own.
+bug still shows its traceback. No entry point catches errors on its own. SIGTERM
+unwinds like Ctrl-C, so a stage ends its LlamaFactory child and removes its
+temporary output before the process exits (status 143).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 
@@ -37,12 +41,21 @@ class MissingStageError(UserError):
         super().__init__(f"{needed} has not run yet ({path} is missing); run it first: {command}")
 
 
+def _stop(signum, frame) -> None:
+    """SIGTERM as an exception in the main thread: ``finally`` and cleanup handlers run, as for Ctrl-C."""
+    print(f"error: stopped by {signal.Signals(signum).name}; nothing half-written is kept, rerun the command to resume",
+          file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
 def user_errors_exit(main: Callable) -> Callable:
     """Wrap a ``main(argv)``: a :class:`UserError`, or a path the OS refuses (not writable, a folder where a file
     should be), becomes ``error: ...`` on stderr and exit status 2."""
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _stop)
         try:
             return main(*args, **kwargs)
         except UserError as err:

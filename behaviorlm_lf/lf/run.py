@@ -81,10 +81,14 @@ def run_llamafactory(
     started = time.time()
     with open(output_dir / "llamafactory.log", "w", encoding="utf-8") as log:
         process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for line in process.stdout:
-            log.write(line)
-            sys.stderr.write(line)
-        _, status, usage = os.wait4(process.pid, 0)  # this process's own resources, for the memory report
+        try:
+            for line in process.stdout:
+                log.write(line)
+                sys.stderr.write(line)
+            _, status, usage = os.wait4(process.pid, 0)  # this process's own resources, for the memory report
+        except BaseException:  # Ctrl-C, SIGTERM: the child must stop writing before the stage removes its folder
+            end_child(process)
+            raise
         returncode = os.waitstatus_to_exitcode(status)
         process.returncode = returncode
     if returncode != 0:
@@ -94,6 +98,18 @@ def run_llamafactory(
         shutil.rmtree(checkpoint)
     peak_rss = usage.ru_maxrss * 1024  # kilobytes on Linux
     return {"wall_seconds": round(time.time() - started, 1), "peak_rss_bytes": peak_rss, **read_metrics(output_dir)}
+
+
+def end_child(process: subprocess.Popen, grace_seconds: float = 20.0) -> None:
+    """Stop LlamaFactory: SIGTERM, then SIGKILL if it has not exited within ``grace_seconds``."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    logger.info("stopped llamafactory-cli (pid %d)", process.pid)
 
 
 def read_metrics(output_dir: Path) -> dict:
