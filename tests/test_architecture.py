@@ -132,6 +132,14 @@ def test_stages_sit_side_by_side():
         assert not others, f"{stage} imports another stage: {others}"
 
 
+@pytest.mark.slow
+def test_python_m_eval_still_runs_the_eval_stage():
+    """The design card's `python -m behaviorlm_lf.eval`: the eval folder's __main__ is the `eval` subcommand."""
+    done = subprocess.run([sys.executable, "-m", "behaviorlm_lf.eval", "--help"], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "--run" in done.stdout and "--adapter" in done.stdout
+
+
 def test_every_subcommand_names_a_module_with_its_function():
     import importlib
 

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         dpo_data = {"dataset_dir": str(write_pool_pairs(layout.set_file("pool"), tmp)), "dataset": "bench_pairs", "max_steps": args.dpo_steps}
         dpo = bench_stage(VARIANTS["dpo"].config, common | b_hp | dpo_data, tmp / "dpo")
     print(f"\n{machine_description()}; model {run.model_dir()}, {run.preset} preset ({a_hp} / {b_hp}); "
-          f"ours = {llamafactory_precision()} + lf_hooks, no gradient checkpointing")
+          f"ours = {llamafactory_precision()} + the lf.hooks speed hooks, no gradient checkpointing")
     print(describe(f"A-Tuning (SFT), {args.sft_steps} steps x batch 8 of {layout.set_registry_name('anchor_train')}:", "samples", sft))
     print(describe(f"B-Tuning (DPO), {args.dpo_steps} steps x 8 pairs from {layout.data_name}'s pool:", "pairs", dpo))
 
