@@ -326,3 +326,14 @@ def test_a_model_folder_without_weights_or_tokenizer_is_one_line_before_loading(
     done = cli("a-tune", "--preset", "smoke", "--model", str(folder), cwd=tmp_path)
     one_line_error(done, "--model", "not a model folder", *words)
     assert not (tmp_path / "saves").exists() or not any((tmp_path / "saves").rglob("adapter_model.safetensors"))
+
+
+def test_samples_longer_than_the_training_cutoff_are_one_line_and_leave_nothing(tmp_path, tiny_model):
+    """LlamaFactory would cut them inside the history; the data stage counts them with the backbone's tokenizer."""
+    done = cli("data", "--preset", "smoke", "--model", str(tiny_model), "--max-prompt-tokens", "100", cwd=tmp_path)
+    line = one_line_error(done, "longer than the training cutoff of 100 tokens", "row", "--history-len")
+    assert "data/default/" in line and ".jsonl row" in line  # the data folder it would have been, not the temporary one
+    assert not (tmp_path / "data" / "default").exists() and not list((tmp_path / "data").glob("default.tmp-*"))
+    assert cli("data", "--preset", "smoke", "--model", str(tiny_model), cwd=tmp_path).returncode == 0
+    lengths = json.loads((tmp_path / "data" / "default" / "manifest.json").read_text())["result"]["lengths"]
+    assert lengths["cutoff_len"] == 1024 and 100 < max(lengths["longest_sample_tokens"].values()) <= 1024

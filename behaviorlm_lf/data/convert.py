@@ -30,7 +30,9 @@ from ..extras.errors import BadInputError, UserError, user_errors_exit
 from ..extras.fileio import write_json
 from ..extras.layout import RunLayout
 from ..hparams import DataArguments, RunArguments, parse
+from ..hparams.presets import preset_overlay
 from ..lf.registry import entry, register
+from .lengths import check_sample_lengths, training_cutoff
 from .prompts import TEMPLATE_DIR, PromptRenderer, draw_templates
 from .readers import read_foursquare, read_placelab, read_table
 from .samples import SETS, SampleConfig, SampleSets, build_sample_sets, sample_frame
@@ -176,11 +178,19 @@ def convert(run: RunArguments, data: DataArguments) -> Path:
                     "time_format": data.time_format, "assume": data.assume, "sample": asdict(config)}
     if source == SIMULATED:
         stage_config["simulator"] = {"users": data.sim_users, "days": data.sim_days}
+    cutoff = data.max_prompt_tokens or training_cutoff(preset_overlay(run.preset, "a_tune").get("cutoff_len"))
+    model = run.model_dir() if run.model is not None else None
+    tokenizer = model if model is not None and Path(model).is_dir() else None
+    stage_config["lengths"] = {"cutoff_len": cutoff, "tokenizer": Path(tokenizer).name if tokenizer else None}
 
     def build(tmp: Path) -> dict:
         events, path = load_events(source, data, run.root, run.seed)
         sets = build_sample_sets(events, config, source=str(path or source))
         stats = write_sets(sets, config, tmp)
+        if tokenizer is None:
+            logger.warning("no model folder yet (%s): sample lengths not checked against the cutoff of %d tokens", model, cutoff)
+        else:
+            stats = stats | {"lengths": check_sample_lengths(tmp, SETS, tokenizer, cutoff, layout.data_dir)}
         # registered before the folder is renamed into place: a registry that cannot be written leaves nothing
         register({layout.set_registry_name(s): entry(layout.set_file(s), layout.registry) for s in SETS}, layout.registry)
         return stats

@@ -41,10 +41,14 @@ class DataArguments:
         default=100, metadata={"help": "balanced validation samples per behavior (B-Tuning keeps its best epoch on them)"}
     )
     pool_per_class: int = field(default=100, metadata={"help": "selection pool samples per behavior"})
+    max_prompt_tokens: int | None = field(
+        default=None,
+        metadata={"help": "longest sample (prompt, answer and chat template) in tokens (default: the preset's A-Tuning cutoff_len)"},
+    )
     sim_users: int = field(default=300, metadata={"help": "simulated users (default data set)"})
     sim_days: int = field(default=28, metadata={"help": "simulated days (default data set)"})
 
     def __post_init__(self):
-        check_range(self, history_len=1, top_k=1, min_count=1, max_train=1, max_valid=1, max_natural_test=1,
+        check_range(self, max_prompt_tokens=1, history_len=1, top_k=1, min_count=1, max_train=1, max_valid=1, max_natural_test=1,
                     balanced_per_class=1, valid_per_class=1, pool_per_class=1, sim_users=3, sim_days=1)
         check_range(self, low=0.0, high=1.0, anchor_threshold=None)

@@ -1,0 +1,70 @@
+"""Sample lengths against the training cutoff, checked when the sets are written.
+
+LlamaFactory cuts a training sequence longer than ``cutoff_len`` at the end: a prompt over it loses its next
+event, its candidates and its question, and the model trains on a history with no answer to give, without a word.
+Long behavior names or thousands of classes make such prompts, so the ``data`` stage counts the tokens of every
+sample (prompt, answer and the chat template's own) with the backbone's tokenizer and refuses sets that do not fit.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import yaml
+
+from ..extras.errors import UserError
+from ..extras.fileio import read_jsonl
+from ..lf.run import CONFIG_DIR
+
+logger = logging.getLogger(__name__)
+
+BATCH = 1024
+
+
+def training_cutoff(preset_cutoff: int | None) -> int:
+    """The A-Tuning cutoff a preset trains with: its own, else the YAML's (the paper's setting)."""
+    if preset_cutoff is not None:
+        return preset_cutoff
+    return int(yaml.safe_load((CONFIG_DIR / "a_tune.yaml").read_text(encoding="utf-8"))["cutoff_len"])
+
+
+def _template_tokens(tokenizer) -> int:
+    """Tokens the chat template adds around one prompt and answer (its system turn, role markers)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return 0
+    encoded = tokenizer.apply_chat_template([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], tokenize=True)
+    ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
+    return max(0, len(ids) - len(tokenizer("x", add_special_tokens=False)["input_ids"]) - len(tokenizer("y", add_special_tokens=False)["input_ids"]))
+
+
+def check_sample_lengths(folder: Path, sets: tuple[str, ...], model_dir: str, cutoff: int, shown_as: Path) -> dict:
+    """Tokens of each set's longest sample; a :class:`UserError` naming the count over ``cutoff`` and the longest
+    (``folder`` is the stage's temporary folder, ``shown_as`` the data folder it becomes)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    around = _template_tokens(tokenizer)
+    longest, over, total = {}, 0, 0
+    worst = (0, "", 0)  # tokens, set, row
+    for name in sets:
+        records = read_jsonl(folder / f"{name}.jsonl")
+        for start in range(0, len(records), BATCH):
+            batch = records[start : start + BATCH]
+            prompts = tokenizer([r["instruction"] for r in batch], add_special_tokens=False)["input_ids"]
+            answers = tokenizer([r["output"] for r in batch], add_special_tokens=False)["input_ids"]
+            for row, (prompt, answer) in enumerate(zip(prompts, answers), start=start + 1):
+                tokens = len(prompt) + len(answer) + around
+                longest[name] = max(longest.get(name, 0), tokens)
+                over += tokens > cutoff
+                worst = max(worst, (tokens, name, row))
+        total += len(records)
+    if over:
+        raise UserError(
+            f"{over} of {total} samples are longer than the training cutoff of {cutoff} tokens (the longest, "
+            f"{shown_as / worst[1]}.jsonl row {worst[2]}, has {worst[0]}); LlamaFactory would cut them inside the "
+            "history, without their question: use a shorter --history-len, fewer behaviors (--top-k) or shorter names, "
+            "or a larger --max-prompt-tokens with the same --cutoff_len for a-tune and b-tune"
+        )
+    logger.info("longest sample %d tokens (%s), within the cutoff of %d", worst[0], worst[1], cutoff)
+    return {"cutoff_len": cutoff, "longest_sample_tokens": longest}
