@@ -239,8 +239,8 @@ def test_the_yamls_run_as_written_from_the_root_on_the_default_data_and_cpu_pres
 def test_no_command_writes_where_git_tracks_files():
     """Every folder a command writes under the root is ignored by git and holds no tracked file; the registry, the
     one tracked file a command extends, is checked above. A result is promoted to docs/results/ by a commit."""
+    from behaviorlm_lf.hparams import CurveArguments
     from behaviorlm_lf.studies.gpu_kit import KIT
-    from behaviorlm_lf.studies.learning_curve import CurveArguments
 
     if not (REPO_ROOT / ".git").exists():
         pytest.skip("not a git checkout")

@@ -117,7 +117,7 @@ def test_pair_diagnostics_count_rejected_labels_and_ranks_per_group():
 
 
 def test_the_study_refuses_an_unknown_variant():
-    from behaviorlm_lf.studies.b_tune_study import StudyArguments
+    from behaviorlm_lf.hparams import StudyArguments
 
     with pytest.raises(UserError, match="unknown variant 'ipo'"):
         StudyArguments(variants=["sft", "ipo"])

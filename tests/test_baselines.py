@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from behaviorlm_lf.eval.baselines import METHODS, main, make_baseline, read_events, read_set
+from behaviorlm_lf.eval.baselines import main, make_baseline, read_events, read_set
 from behaviorlm_lf.eval.metrics import PAPER_METRICS, compute_metrics, label_indexes
 from behaviorlm_lf.eval.sequence_models import BERT4Rec, BERT4RecNetwork, SASRec, SASRecNetwork, user_windows
 from behaviorlm_lf.extras.errors import BadInputError
 from behaviorlm_lf.hparams import BaselineArguments
+from behaviorlm_lf.hparams.eval_args import BASELINE_METHODS
 
 LETTERS = [chr(ord("a") + i) for i in range(10)]
 
@@ -155,7 +156,7 @@ def test_bert4rec_attends_both_ways():
         assert not torch.allclose(network(items)[:, :4], network(changed)[:, :4])  # earlier positions see later ones
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", BASELINE_METHODS)
 def test_every_baseline_scores_the_smoke_data(smoke, method):
     layout = smoke.layout()
     candidates = json.loads(layout.behaviors_file.read_text())["candidates"]

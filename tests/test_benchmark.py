@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from behaviorlm_lf.hparams import DataArguments, for_preset
-from behaviorlm_lf.studies.benchmark import ABLATIONS, FIG5, MAIN_ROWS, BenchmarkArguments, benchmark
+from behaviorlm_lf.hparams import BenchmarkArguments, DataArguments, for_preset
+from behaviorlm_lf.studies.benchmark import ABLATIONS, FIG5, MAIN_ROWS, benchmark
 
 
 @pytest.mark.slow

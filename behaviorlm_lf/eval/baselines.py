@@ -41,13 +41,13 @@ from ..extras.cache import run_stage
 from ..extras.errors import BadInputError, user_errors_exit
 from ..extras.layout import TEST_SETS
 from ..hparams import BaselineArguments, RunArguments, parse
+from ..hparams.eval_args import BASELINE_METHODS
 from .count_models import Baseline, Context, Markov, Popularity
 from .metrics import PAPER_METRICS, write_report
 from .sequence_models import BERT4Rec, SASRec
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("popularity", "context", "markov", "sasrec", "bert4rec")
 SAMPLE_COLUMNS = ("hist_behavior", "dow", "hour", "place", "label")
 EVENT_COLUMNS = ("user", "dow", "hour", "place", "behavior")
 
@@ -63,7 +63,7 @@ def make_baseline(
         return sequence_models[method](candidates, seed=seed, device=device, history_len=history_len, **kwargs)
     classes = {"popularity": Popularity, "context": Context, "markov": Markov}
     if method not in classes:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise ValueError(f"method must be one of {BASELINE_METHODS}, got {method!r}")
     return classes[method](candidates)
 
 

@@ -24,9 +24,7 @@ import io
 import json
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -36,26 +34,13 @@ from ..data.readers import CONTROL_CHARACTERS
 from ..data.samples import DAYS
 from ..extras.errors import BadInputError, MissingStageError, UserError, user_errors_exit
 from ..extras.layout import check_adapter_folder
-from ..hparams import BTuneArguments, FirstStageArguments, RunArguments, SelectArguments, parse
+from ..hparams import BTuneArguments, FirstStageArguments, PredictArguments, RunArguments, SelectArguments, parse
 
 logger = logging.getLogger(__name__)
 
 DAY_NAMES = {name.lower(): i for i, name in enumerate(DAYS)} | {
     name.lower(): i for i, name in enumerate(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"))
 }
-
-
-@dataclass
-class PredictArguments:
-    preset_key: ClassVar[str] = "predict"
-    events: str = field(metadata={"help": "CSV or JSON-lines file of recent events, or - for stdin"})
-    day: str | None = field(default=None, metadata={"help": "day of the next event (Mon..Sun)"})
-    hour: str | None = field(default=None, metadata={"help": "hour of the next event (0-23)"})
-    place: str | None = field(default=None, metadata={"help": "place of the next event"})
-    next: str | None = field(default=None, metadata={"help": "batch mode: CSV with user, day, hour, place of each user's next event"})
-    top_k: int = field(default=5, metadata={"help": "behaviors to print per query"})
-    run: Literal["base", "a_tune", "b_tune"] = field(default="b_tune", metadata={"help": "the run's model to predict with"})
-    adapter: Path | None = field(default=None, metadata={"help": "a LoRA adapter on --model instead of a model of the run"})
 
 
 def read_recent_events(source: str) -> tuple[pd.DataFrame, str]:

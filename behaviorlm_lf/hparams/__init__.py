@@ -11,12 +11,21 @@ paper's) from ``llamafactory_configs/``.
 
 
 from .data_args import DataArguments
-from .eval_args import BaselineArguments, EvalArguments
+from .eval_args import BaselineArguments, EvalArguments, PredictArguments
 from .parser import for_preset, parse
-from .run_args import RunArguments
+from .run_args import ModelsArguments, RunArguments
+from .study_args import (
+    BenchmarkArguments,
+    BenchScoreArguments,
+    BenchTrainArguments,
+    CurveArguments,
+    GpuBenchArguments,
+    StudyArguments,
+)
 from .train_args import ATuneArguments, BTuneArguments, FirstStageArguments, SelectArguments
 
 __all__ = [
-    "ATuneArguments", "BTuneArguments", "BaselineArguments", "DataArguments", "EvalArguments", "FirstStageArguments", "RunArguments",
-    "SelectArguments", "for_preset", "parse",
+    "ATuneArguments", "BTuneArguments", "BaselineArguments", "BenchScoreArguments", "BenchTrainArguments", "BenchmarkArguments",
+    "CurveArguments", "DataArguments", "EvalArguments", "FirstStageArguments", "GpuBenchArguments", "ModelsArguments",
+    "PredictArguments", "RunArguments", "SelectArguments", "StudyArguments", "for_preset", "parse",
 ]

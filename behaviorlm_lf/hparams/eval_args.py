@@ -8,6 +8,9 @@ from typing import ClassVar, Literal
 
 from .checks import check_plain_name
 
+# The non-LLM baselines (eval/count_models.py, eval/sequence_models.py), by the name --method takes.
+BASELINE_METHODS = ("popularity", "context", "markov", "sasrec", "bert4rec")
+
 
 @dataclass
 class EvalArguments:
@@ -35,3 +38,16 @@ class BaselineArguments:
         default="popularity", metadata={"help": "the baseline"}
     )
     epochs: int | None = field(default=None, metadata={"help": "the sequence models' maximum epochs (default 100)"})
+
+
+@dataclass
+class PredictArguments:
+    preset_key: ClassVar[str] = "predict"
+    events: str = field(metadata={"help": "CSV or JSON-lines file of recent events, or - for stdin"})
+    day: str | None = field(default=None, metadata={"help": "day of the next event (Mon..Sun)"})
+    hour: str | None = field(default=None, metadata={"help": "hour of the next event (0-23)"})
+    place: str | None = field(default=None, metadata={"help": "place of the next event"})
+    next: str | None = field(default=None, metadata={"help": "batch mode: CSV with user, day, hour, place of each user's next event"})
+    top_k: int = field(default=5, metadata={"help": "behaviors to print per query"})
+    run: Literal["base", "a_tune", "b_tune"] = field(default="b_tune", metadata={"help": "the run's model to predict with"})
+    adapter: Path | None = field(default=None, metadata={"help": "a LoRA adapter on --model instead of a model of the run"})

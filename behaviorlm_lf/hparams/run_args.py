@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from ..extras.errors import MissingStageError, UserError
 from ..extras.layout import RunLayout, check_model_folder
@@ -81,3 +81,9 @@ class RunArguments:
         if self.template not in TEMPLATES:
             raise UserError(f"--template {self.template!r}: not a LlamaFactory chat template; for example {sorted(TEMPLATES)[:8]}")
         return self.template
+
+
+@dataclass
+class ModelsArguments:
+    preset_key: ClassVar[str] = "models"
+    which: Literal["default", "tiny"] = field(default="default", metadata={"help": "default: SmolLM2-135M-Instruct; tiny: the tests' model"})

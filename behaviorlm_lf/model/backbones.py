@@ -14,13 +14,11 @@ import importlib.util
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
 
 from ..extras.errors import UserError, user_errors_exit
 from ..extras.fileio import atomic_output
-from ..hparams import RunArguments, parse
+from ..hparams import ModelsArguments, RunArguments, parse
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -138,12 +136,6 @@ def make_tiny(out_dir: Path = TINY_MODEL_DIR, seed: int = 0) -> Path:
         tokenizer.save_pretrained(tmp)
     logger.info("wrote %s in %.1fs", out_dir, time.time() - start)
     return out_dir
-
-
-@dataclass
-class ModelsArguments:
-    preset_key: ClassVar[str] = "models"
-    which: Literal["default", "tiny"] = field(default="default", metadata={"help": "default: SmolLM2-135M-Instruct; tiny: the tests' model"})
 
 
 @user_errors_exit

@@ -19,20 +19,17 @@ and an interrupted study resumes; the report is rewritten after every row.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 from ..data.convert import convert
 from ..eval.baselines import run_baseline
 from ..eval.evaluate import VALIDATION_SETS, evaluate
 from ..eval.metrics import PAPER_METRICS
 from ..eval.report import A_TUNED, cell, difference_table, summary_frame
-from ..extras.errors import UserError, user_errors_exit
+from ..extras.errors import user_errors_exit
 from ..extras.fileio import atomic_output
 from ..extras.hardware import machine_description
 from ..hparams import (
@@ -43,11 +40,12 @@ from ..hparams import (
     FirstStageArguments,
     RunArguments,
     SelectArguments,
+    StudyArguments,
     for_preset,
     parse,
 )
 from ..train.a_tune import a_tune
-from ..train.b_tune import VARIANTS, b_tune
+from ..train.b_tune import b_tune
 from ..train.select import select
 
 logger = logging.getLogger(__name__)
@@ -55,44 +53,6 @@ logger = logging.getLogger(__name__)
 REFERENCE = "dpo"  # the paper's B-Tuning: every variant is compared with it
 
 
-@dataclass
-class StudyArguments:
-    preset_key: ClassVar[str] = "b_tune_study"
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS), metadata={"help": f"the variants to train: {list(VARIANTS)}"})
-    baselines: list[str] = field(
-        default_factory=lambda: ["markov", "sasrec"], metadata={"help": "baselines shown beside them (none: --baselines)"}
-    )
-    settings: list[str] = field(
-        default_factory=list, metadata={"help": "VARIANT:KEY=VALUE over the preset's settings of a variant, e.g. sft_replay:num_train_epochs=4"}
-    )
-
-    def __post_init__(self):
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown:
-            raise UserError(f"--variants: unknown variant {unknown[0]!r}; choose from {list(VARIANTS)}")
-        self.changes()
-
-    def changes(self) -> dict[str, dict]:
-        """``--settings`` as {variant: {field: value}}, each value typed as its field."""
-        names = {f.name: f for f in dataclasses.fields(BTuneArguments)}
-        found: dict[str, dict] = {}
-        for item in self.settings:
-            variant, _, assignment = item.partition(":")
-            key, _, value = assignment.partition("=")
-            if variant not in VARIANTS or key not in names or key == "variant" or not value:
-                raise UserError(f"--settings {item!r}: expected VARIANT:KEY=VALUE with a variant of {list(VARIANTS)} and a b-tune setting")
-            found.setdefault(variant, {})[key] = _number(value)
-        return found
-
-
-def _number(text: str) -> int | float | str:
-    """A flag's value as the command line would type it: an int, else a float (1e-4), else the text."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def stage_seconds(*folders: Path) -> float:

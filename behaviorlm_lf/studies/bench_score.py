@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -37,7 +34,7 @@ from tqdm.auto import tqdm
 from ..extras.errors import user_errors_exit
 from ..extras.fileio import read_jsonl
 from ..extras.hardware import machine_description, uses_bf16
-from ..hparams import RunArguments, parse
+from ..hparams import BenchScoreArguments, RunArguments, parse
 from ..model.scorer import CandidateScorer, candidate_probs
 
 
@@ -45,15 +42,6 @@ def timed(fn, *args):
     started = time.perf_counter()
     result = fn(*args)
     return result, time.perf_counter() - started
-
-
-@dataclass
-class BenchScoreArguments:
-    preset_key: ClassVar[str] = "bench_score"
-    adapter: Path | None = field(default=None, metadata={"help": "LoRA adapter to score with (merged, as evaluation does)"})
-    sets: list[str] = field(default_factory=lambda: ["test_natural", "test_balanced"], metadata={"help": "sets to score"})
-    n: int | None = field(default=None, metadata={"help": "at most this many prompts per set (default: all)"})
-    batch_size: int = field(default=8, metadata={"help": "prompts per forward pass"})
 
 
 @user_errors_exit

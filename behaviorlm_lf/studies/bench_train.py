@@ -22,9 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
@@ -32,7 +30,7 @@ from ..extras.errors import user_errors_exit
 from ..extras.fileio import read_jsonl, write_jsonl
 from ..extras.hardware import llamafactory_precision, machine_description
 from ..extras.layout import REGISTRY
-from ..hparams import ATuneArguments, BTuneArguments, RunArguments, for_preset, parse
+from ..hparams import ATuneArguments, BenchTrainArguments, BTuneArguments, RunArguments, for_preset, parse
 from ..lf.registry import entry, register
 from ..lf.run import run_llamafactory
 from ..train.a_tune import A_TUNE_CONFIG
@@ -94,13 +92,6 @@ def describe(title: str, unit: str, results: dict) -> str:
     lines.append(f"  speedup                {results['speedup']:.2f}x")
     lines.append(f"  loss, ours - defaults  {mean:+.4f} per step, 95% interval [{low:+.4f}, {high:+.4f}]: {verdict}")
     return "\n".join(lines)
-
-
-@dataclass
-class BenchTrainArguments:
-    preset_key: ClassVar[str] = "bench_train"
-    sft_steps: int = field(default=10, metadata={"help": "A-Tuning steps per run"})
-    dpo_steps: int = field(default=6, metadata={"help": "B-Tuning steps per run"})
 
 
 @user_errors_exit

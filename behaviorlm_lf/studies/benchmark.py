@@ -26,9 +26,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
 
 import pandas as pd
 
@@ -42,6 +40,7 @@ from ..extras.hardware import machine_description
 from ..hparams import (
     ATuneArguments,
     BaselineArguments,
+    BenchmarkArguments,
     BTuneArguments,
     DataArguments,
     FirstStageArguments,
@@ -65,21 +64,6 @@ CHECKS = [
     ("BehaviorLM Head within 2 points of full fine-tuning (not more than 2 points below)", "BehaviorLM", "Full fine-tuning", "head", 0.02),
     ("BehaviorLM Overall above SASRec", "BehaviorLM", "SASRec", "overall", 0.0),
 ]
-
-
-@dataclass
-class BenchmarkArguments:
-    preset_key: ClassVar[str] = "benchmark"
-    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "one user split and training seed each"})
-    rows: Literal["main", "all"] = field(default="main", metadata={"help": "main table only, or with ablations and sweeps"})
-    baselines: list[str] = field(default_factory=lambda: list(BASELINES.values()), metadata={"help": "the baselines to run"})
-    # gpu-bench runs its rows as two such parts side by side; a later run without --only reuses their stages
-    only: list[str] = field(default_factory=list, metadata={"help": "run only these main rows (names as in the report)"})
-    f_values: list[int] = field(default_factory=lambda: [5, 10, 20], metadata={"help": "the F sweep (Fig. 3b)"})
-    epsilons: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2], metadata={"help": "Table 5's sweep"})
-    thresholds: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02], metadata={"help": "Table 6's sweep"})
-    # the corpus of every row that mixes one in; the same flag and meaning as a-tune's
-    aux: Path | None = field(default=None, metadata={"help": "alpaca or sharegpt file (default: the built-in corpus)"})
 
 
 def slug(row: str) -> str:

@@ -29,32 +29,33 @@ import logging
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
 
 import pandas as pd
 
 from ..data.convert import convert, shared_data
 from ..extras.errors import UserError, user_errors_exit
-from ..hparams import DataArguments, FirstStageArguments, RunArguments, SelectArguments, for_preset, parse
+from ..hparams import (
+    BenchmarkArguments,
+    DataArguments,
+    FirstStageArguments,
+    GpuBenchArguments,
+    RunArguments,
+    SelectArguments,
+    StudyArguments,
+    for_preset,
+    parse,
+)
 from ..model.backbones import DEFAULT_MODEL_DIR, make_default
-from .b_tune_study import StudyArguments, study
-from .benchmark import BenchmarkArguments, benchmark, main_rows, results_dir
+from .b_tune_study import study
+from .benchmark import benchmark, main_rows, results_dir
 from .gpu_kit import ALPACA
 
 logger = logging.getLogger(__name__)
 
 DEFAULTS = ["--preset", "gpu-bench", "--dataset", "foursquare-nyc"]
-BASELINES = ["popularity", "markov", "sasrec"]
+SHORT_BASELINES = ["popularity", "markov", "sasrec"]
 LONGEST_CHAIN = ["BehaviorLM"]  # the part that runs beside all other rows
-
-
-@dataclass
-class GpuBenchArguments:
-    preset_key: ClassVar[str] = "gpu_bench"
-    device: Literal["cuda", "cpu"] = field(default="cuda", metadata={"help": "cpu runs the same command without a GPU (smoke)"})
-    study: bool = field(default=False, metadata={"help": "then every B-Tuning variant from BehaviorLM's first stage (b-tune-study)"})
 
 
 @user_errors_exit
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     if run.model and run.model.endswith(DEFAULT_MODEL_DIR.name) and not (run.layout().models_dir / DEFAULT_MODEL_DIR.name).is_dir():
         make_default(run.layout().models_dir / DEFAULT_MODEL_DIR.name)
-    bench = dataclasses.replace(bench, rows="main", baselines=BASELINES)
+    bench = dataclasses.replace(bench, rows="main", baselines=SHORT_BASELINES)
     alpaca = shared_data(run.root) / ALPACA
     if bench.aux is None and alpaca.is_file():
         bench = dataclasses.replace(bench, aux=alpaca)

@@ -23,10 +23,8 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -38,23 +36,22 @@ from ..extras.errors import UserError, user_errors_exit
 from ..extras.fileio import atomic_output, read_jsonl, write_jsonl
 from ..extras.hardware import machine_description
 from ..extras.layout import RunLayout
-from ..hparams import ATuneArguments, DataArguments, FirstStageArguments, RunArguments, for_preset, parse
+from ..hparams import (
+    ATuneArguments,
+    CurveArguments,
+    DataArguments,
+    FirstStageArguments,
+    RunArguments,
+    for_preset,
+    parse,
+)
 from ..lf.registry import entry, register
 from ..train.a_tune import A_TUNE_CONFIG, a_tune
 
 logger = logging.getLogger(__name__)
 
-METHODS = {"A-Tuning": ("anchor_train", 0.05), "Full fine-tuning": ("all_train", 0.0)}
+CURVES = {"A-Tuning": ("anchor_train", 0.05), "Full fine-tuning": ("all_train", 0.0)}
 SHOWN = ("overall", "head", "medium", "tail", "rec_w", "prec_w")
-
-
-@dataclass
-class CurveArguments:
-    preset_key: ClassVar[str] = "learning_curve"
-    sizes: list[int] = field(default_factory=lambda: [250, 500, 1000, 2000], metadata={"help": "training samples per point"})
-    learning_rates: list[float] = field(default_factory=list, metadata={"help": "extra A-Tuning peak learning rates"})
-    lr_size: int = field(default=500, metadata={"help": "the size the extra learning rates train at"})
-    out: Path = field(default=Path("reports/learning_curve"), metadata={"help": "folder of learning_curve.{md,csv,png}"})
 
 
 def nested_subset(layout: RunLayout, set_name: str, size: int) -> str:
@@ -78,11 +75,11 @@ def run_curve(run: RunArguments, args: CurveArguments) -> pd.DataFrame:
     """Train and evaluate every point; returns one row per (method, N, learning rate) with metrics and intervals."""
     layout = run.layout()
     main_lr = preset_learning_rate(run.preset)
-    points = [(method, n, main_lr) for method in METHODS for n in args.sizes]
+    points = [(method, n, main_lr) for method in CURVES for n in args.sizes]
     points += [("A-Tuning", args.lr_size, lr) for lr in args.learning_rates]
     rows = []
     for method, n, lr in points:
-        set_name, epsilon = METHODS[method]
+        set_name, epsilon = CURVES[method]
         subset = nested_subset(layout, set_name, n)
         # each point is its own first stage: a sub-run per set, size and learning rate
         point = dataclasses.replace(run, sub_run=f"curve/{subset}_lr{lr:g}")
