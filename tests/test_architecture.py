@@ -252,3 +252,23 @@ def test_no_command_writes_where_git_tracks_files():
         assert subprocess.run(["git", "check-ignore", "-q", str(relative) + "/"], cwd=REPO_ROOT).returncode == 0, f"{relative} is not ignored"
         tracked = subprocess.run(["git", "ls-files", str(relative)], cwd=REPO_ROOT, capture_output=True, text=True).stdout
         assert not tracked, f"tracked files under {relative}: {tracked}"
+
+
+def test_every_preset_value_names_a_field_of_its_settings_class():
+    """A preset only sets fields that exist: parse() would otherwise drop a misspelt key without a word."""
+    import dataclasses
+
+    import behaviorlm_lf.hparams as hparams
+    from behaviorlm_lf.hparams.presets import PRESETS
+
+    classes = {cls.preset_key: cls for cls in vars(hparams).values() if isinstance(cls, type) and hasattr(cls, "preset_key")}
+    unknown = []
+    for preset, overlays in PRESETS.items():
+        for key, values in overlays.items():
+            cls = classes.get(key.split(":")[0])
+            if cls is None:
+                unknown.append(f"{preset}: {key} (no settings class)")
+                continue
+            names = {f.name for f in dataclasses.fields(cls)}
+            unknown += [f"{preset}: {key}.{name}" for name in values if name not in names]
+    assert not unknown, unknown
