@@ -153,7 +153,7 @@ def test_the_kit_builds_and_its_install_step_works_for_the_gpu_python(tmp_path):
     for name in gpu_kit.SHARED_FILES:
         (shared / name).parent.mkdir(parents=True)
         (shared / name).write_bytes(name.name.encode())
-    manifest = gpu_kit.build(tmp_path / "kit", shared, packages=["gguf", "einops"])
+    manifest = gpu_kit.build_kit(tmp_path / "kit", shared, packages=["gguf", "einops"])
     for name in gpu_kit.SHARED_FILES:  # the check-ins and gpu-bench's auxiliary corpus travel in the kit
         assert (tmp_path / "kit" / "data" / name).read_bytes() == name.name.encode()
     assert {w.split("-")[0] for w in manifest["wheels"]} == {"gguf", "einops"}
