@@ -331,9 +331,22 @@ def test_a_model_folder_without_weights_or_tokenizer_is_one_line_before_loading(
 def test_samples_longer_than_the_training_cutoff_are_one_line_and_leave_nothing(tmp_path, tiny_model):
     """LlamaFactory would cut them inside the history; the data stage counts them with the backbone's tokenizer."""
     done = cli("data", "--preset", "smoke", "--model", str(tiny_model), "--max-prompt-tokens", "100", cwd=tmp_path)
-    line = one_line_error(done, "longer than the training cutoff of 100 tokens", "row", "--history-len")
+    line = one_line_error(done, "longer than the training cutoff of 100 tokens", "row", "--history-len", "--cut-history")
     assert "data/default/" in line and ".jsonl row" in line  # the data folder it would have been, not the temporary one
     assert not (tmp_path / "data" / "default").exists() and not list((tmp_path / "data").glob("default.tmp-*"))
     assert cli("data", "--preset", "smoke", "--model", str(tiny_model), cwd=tmp_path).returncode == 0
     lengths = json.loads((tmp_path / "data" / "default" / "manifest.json").read_text())["result"]["lengths"]
     assert lengths["cutoff_len"] == 1024 and 100 < max(lengths["longest_sample_tokens"].values()) <= 1024
+
+
+def test_cut_history_shortens_every_history_until_the_samples_fit_and_says_so(tmp_path, tiny_model):
+    done = cli("data", "--preset", "smoke", "--model", str(tiny_model), "--max-prompt-tokens", "350", "--cut-history", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "history cut from L=20" in done.stderr
+    lengths = json.loads((tmp_path / "data" / "default" / "manifest.json").read_text())["result"]["lengths"]
+    assert lengths["history_len_cut_from"] == 20 and 1 <= lengths["history_len"] < 20
+    assert max(lengths["longest_sample_tokens"].values()) <= 350
+    vocabulary = json.loads((tmp_path / "data" / "default" / "behaviors.json").read_text())
+    assert vocabulary["history_len"] == lengths["history_len"]
+    samples = pd.read_parquet(tmp_path / "data" / "default" / "test_natural.parquet")
+    assert {len(h) for h in samples["hist_behavior"]} == {lengths["history_len"]}  # the baselines need one length

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from ..extras.layout import RunLayout
 from ..hparams import DataArguments, RunArguments, parse
 from ..hparams.presets import preset_overlay
 from ..lf.registry import entry, register
-from .lengths import check_sample_lengths, training_cutoff
+from .lengths import SamplesTooLongError, check_sample_lengths, training_cutoff
 from .prompts import TEMPLATE_DIR, PromptRenderer, draw_templates
 from .readers import read_foursquare, read_placelab, read_table
 from .samples import SETS, SampleConfig, SampleSets, build_sample_sets, sample_frame
@@ -181,19 +181,37 @@ def convert(run: RunArguments, data: DataArguments) -> Path:
     cutoff = data.max_prompt_tokens or training_cutoff(preset_overlay(run.preset, "a_tune").get("cutoff_len"))
     model = run.model_dir() if run.model is not None else None
     tokenizer = model if model is not None and Path(model).is_dir() else None
-    stage_config["lengths"] = {"cutoff_len": cutoff, "tokenizer": Path(tokenizer).name if tokenizer else None}
+    stage_config["lengths"] = {"cutoff_len": cutoff, "tokenizer": Path(tokenizer).name if tokenizer else None,
+                               "cut_history": data.cut_history}
 
     def build(tmp: Path) -> dict:
         events, path = load_events(source, data, run.root, run.seed)
-        sets = build_sample_sets(events, config, source=str(path or source))
-        stats = write_sets(sets, config, tmp)
-        if tokenizer is None:
-            logger.warning("no model folder yet (%s): sample lengths not checked against the cutoff of %d tokens", model, cutoff)
-        else:
-            stats = stats | {"lengths": check_sample_lengths(tmp, SETS, tokenizer, cutoff, layout.data_dir)}
+        stats = write_fitting_sets(events, str(path or source), config, tmp)
         # registered before the folder is renamed into place: a registry that cannot be written leaves nothing
         register({layout.set_registry_name(s): entry(layout.set_file(s), layout.registry) for s in SETS}, layout.registry)
         return stats
+
+    def write_fitting_sets(events, where: str, fitted: SampleConfig, tmp: Path) -> dict:
+        """The sets, their samples checked against the cutoff; with --cut-history, L shortened until they fit."""
+        while True:
+            stats = write_sets(build_sample_sets(events, fitted, source=where), fitted, tmp)
+            if tokenizer is None:
+                logger.warning("no model folder yet (%s): sample lengths not checked against the cutoff of %d tokens", model, cutoff)
+                return stats
+            try:
+                lengths = check_sample_lengths(tmp, SETS, tokenizer, cutoff, layout.data_dir)
+            except SamplesTooLongError as err:
+                if not data.cut_history or fitted.history_len == 1:
+                    raise
+                # tokens grow about linearly with L: aim at the length that fits, at least one event shorter
+                shorter = max(1, min(fitted.history_len - 1, int(fitted.history_len * cutoff / err.longest)))
+                logger.info("samples up to %d tokens at L=%d: cutting the history to L=%d", err.longest, fitted.history_len, shorter)
+                fitted = replace(fitted, history_len=shorter)
+                continue
+            if fitted.history_len != config.history_len:
+                logger.warning("history cut from L=%d to L=%d to fit %d tokens (--cut-history)", config.history_len, fitted.history_len, cutoff)
+                lengths["history_len_cut_from"] = config.history_len
+            return stats | {"lengths": lengths | {"history_len": fitted.history_len}}
 
     run_stage(f"data:{layout.data_name}", layout.data_dir, inputs, stage_config, build, code=__name__)
     register({layout.set_registry_name(s): entry(layout.set_file(s), layout.registry) for s in SETS}, layout.registry)

@@ -22,6 +22,14 @@ logger = logging.getLogger(__name__)
 BATCH = 1024
 
 
+class SamplesTooLongError(UserError):
+    """Some samples do not fit the cutoff; ``longest`` is the longest one's tokens."""
+
+    def __init__(self, message: str, longest: int):
+        super().__init__(message)
+        self.longest = longest
+
+
 def training_cutoff(preset_cutoff: int | None) -> int:
     """The A-Tuning cutoff a preset trains with: its own, else the YAML's (the paper's setting)."""
     if preset_cutoff is not None:
@@ -60,11 +68,12 @@ def check_sample_lengths(folder: Path, sets: tuple[str, ...], model_dir: str, cu
                 worst = max(worst, (tokens, name, row))
         total += len(records)
     if over:
-        raise UserError(
+        raise SamplesTooLongError(
             f"{over} of {total} samples are longer than the training cutoff of {cutoff} tokens (the longest, "
             f"{shown_as / worst[1]}.jsonl row {worst[2]}, has {worst[0]}); LlamaFactory would cut them inside the "
             "history, without their question: use a shorter --history-len, fewer behaviors (--top-k) or shorter names, "
-            "or a larger --max-prompt-tokens with the same --cutoff_len for a-tune and b-tune"
+            "or --cut-history, or a larger --max-prompt-tokens with the same --cutoff_len for a-tune and b-tune",
+            worst[0],
         )
     logger.info("longest sample %d tokens (%s), within the cutoff of %d", worst[0], worst[1], cutoff)
     return {"cutoff_len": cutoff, "longest_sample_tokens": longest}

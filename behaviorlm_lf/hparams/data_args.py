@@ -45,6 +45,10 @@ class DataArguments:
         default=None,
         metadata={"help": "longest sample (prompt, answer and chat template) in tokens (default: the preset's A-Tuning cutoff_len)"},
     )
+    cut_history: bool = field(
+        default=False,
+        metadata={"help": "when samples exceed --max-prompt-tokens, shorten every history (L) until all fit, instead of refusing"},
+    )
     sim_users: int = field(default=300, metadata={"help": "simulated users (default data set)"})
     sim_days: int = field(default=28, metadata={"help": "simulated days (default data set)"})
 
