@@ -59,6 +59,17 @@ def load_gguf_tokenizer():
     return tokenizer
 
 
+def _save(model, tokenizer, out_dir: Path, start: float) -> Path:
+    """Both backbones' last step: the tokenizer's special tokens on the model, then one atomic Hugging Face folder."""
+    _align_special_tokens(model, tokenizer)
+    _drop_dequantized_gguf_quantizer(model)
+    with atomic_output(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    logger.info("wrote %s in %.1fs", out_dir, time.time() - start)
+    return out_dir
+
+
 def _align_special_tokens(model, tokenizer) -> None:
     for config in (model.config, model.generation_config):
         config.eos_token_id = tokenizer.eos_token_id
@@ -95,13 +106,7 @@ def make_default(out_dir: Path = DEFAULT_MODEL_DIR) -> Path:
     logger.info("reading %s", folder / name)
     tokenizer = load_gguf_tokenizer()
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
-    _align_special_tokens(model, tokenizer)
-    _drop_dequantized_gguf_quantizer(model)
-    with atomic_output(out_dir) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    logger.info("wrote %s in %.1fs", out_dir, time.time() - start)
-    return out_dir
+    return _save(model, tokenizer, out_dir, start)
 
 
 def make_tiny(out_dir: Path = TINY_MODEL_DIR, seed: int = 0) -> Path:
@@ -129,13 +134,7 @@ def make_tiny(out_dir: Path = TINY_MODEL_DIR, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    _align_special_tokens(model, tokenizer)
-    _drop_dequantized_gguf_quantizer(model)
-    with atomic_output(out_dir) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    logger.info("wrote %s in %.1fs", out_dir, time.time() - start)
-    return out_dir
+    return _save(model, tokenizer, out_dir, start)
 
 
 @user_errors_exit
