@@ -20,7 +20,7 @@ from behaviorlm_lf.lf.registry import entry, read_registry, register
 
 PACKAGE = REPO_ROOT / "behaviorlm_lf"
 # The folders from the ground up: each imports only those before it. The studies sit on top, and nothing of the
-# pipeline imports them; cli.py and __main__.py, at the package's root, reach the subcommands by name.
+# pipeline imports them; cli.py and the __main__ entry points reach the subcommands by name.
 LAYERS = ("extras", "lf", "hparams", "data", "model", "eval", "train", "studies")
 # Modules that run one stage of the pipeline: they sit side by side, and none imports another.
 STAGES = {"data.convert", "model.backbones", "train.a_tune", "train.select", "train.b_tune", "eval.evaluate",
@@ -118,8 +118,8 @@ def test_each_folder_imports_only_the_folders_below_it():
     assert folders == set(LAYERS), f"folders without a layer, or layers without a folder: {folders ^ set(LAYERS)}"
     upward = []
     for module, path in modules.items():
-        if module.split(".")[0] not in LAYERS:
-            continue  # cli, __main__: the package's root
+        if module.split(".")[0] not in LAYERS or module.endswith("__main__"):
+            continue  # cli and the __main__ entry points
         allowed = set(LAYERS[: LAYERS.index(module.split(".")[0]) + 1])
         upward += [f"{module} imports {name}" for name in _imports(module, path) if name.split(".")[0] not in allowed]
     assert not upward, upward
@@ -140,12 +140,29 @@ def test_python_m_eval_still_runs_the_eval_stage():
     assert "--run" in done.stdout and "--adapter" in done.stdout
 
 
-def test_every_subcommand_names_a_module_with_its_function():
+def test_every_subcommand_names_a_function_and_the_settings_it_takes():
     import importlib
+    import inspect
 
-    for command, (module, function, _) in COMMANDS.items():
-        assert module in _modules(), f"{command}: no module {module}"
-        assert callable(getattr(importlib.import_module(f"behaviorlm_lf.{module}"), function)), command
+    from behaviorlm_lf import hparams
+
+    for name, command in COMMANDS.items():
+        assert command.module in _modules(), f"{name}: no module {command.module}"
+        module = importlib.import_module(f"behaviorlm_lf.{command.module}")
+        parameters = list(inspect.signature(getattr(module, command.function)).parameters.values())
+        takes = [p.annotation for p in parameters[: len(command.settings)]]
+        assert takes == list(command.settings), f"{name}: {command.function} takes {takes}, the table parses {command.settings}"
+        assert all(hasattr(hparams, cls) for cls in command.settings), name
+        assert ("command" in {p.name for p in parameters}) == command.records_command, name
+        if command.show:
+            assert callable(getattr(module, command.show)), name
+
+
+def test_one_main_parses_logs_and_prints_for_every_subcommand():
+    """No stage or study module keeps a copy of the parse / log / print skeleton: the CLI's one main is the entry
+    point. gpu_kit keeps its own, standard-library one: it runs on the GPU machine before anything is installed."""
+    copies = [m for m, path in _modules().items() if "def main(" in path.read_text() and m not in ("cli", "lf.hooks", "studies.gpu_kit")]
+    assert not copies, copies
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from behaviorlm_lf.eval.baselines import main, make_baseline, read_events, read_set
+from behaviorlm_lf.cli import main
+from behaviorlm_lf.eval.baselines import make_baseline, read_events, read_set
 from behaviorlm_lf.eval.metrics import PAPER_METRICS, compute_metrics, label_indexes
 from behaviorlm_lf.eval.sequence_models import BERT4Rec, BERT4RecNetwork, SASRec, SASRecNetwork, user_windows
 from behaviorlm_lf.extras.errors import BadInputError
@@ -171,7 +172,7 @@ def test_every_baseline_scores_the_smoke_data(smoke, method):
 
 @pytest.mark.parametrize("method", ["popularity", "sasrec", "bert4rec"])
 def test_cli_writes_the_six_paper_metrics(smoke, method):
-    main(["--dataset", "default", "--preset", "smoke", "--root", str(smoke.root), "--method", method, "--epochs", "2"])
+    main(["baseline", "--dataset", "default", "--preset", "smoke", "--root", str(smoke.root), "--method", method, "--epochs", "2"])
     metrics = json.loads((smoke.layout().report_dir(method) / "metrics.json").read_text())
     assert metrics["method"] == method
     for key in PAPER_METRICS:

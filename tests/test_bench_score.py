@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 
-from behaviorlm_lf.studies.bench_score import main
+from behaviorlm_lf.cli import main
 
 
 def test_bench_score_pairs_the_scorers_prompt_by_prompt(smoke, capsys, monkeypatch):
     """With this machine's precision forced to float32 the scorers differ only in running shared prefixes once:
     every prompt must agree, to float32's rounding."""
     monkeypatch.setenv("BEHAVIORLM_PRECISION", "fp32")
-    main(["--dataset", "default", "--preset", "smoke", "--root", str(smoke.root), "--model", smoke.model, "--n", "6", "--batch-size", "2"])
+    main(["bench-score", "--dataset", "default", "--preset", "smoke", "--root", str(smoke.root), "--model", smoke.model, "--n", "6", "--batch-size", "2"])
     out = capsys.readouterr().out
     assert int(re.search(r": (\d+) prompts of", out).group(1)) == 12  # six of each set, over two chunks of five batches
     assert len(re.findall(r"speed-up \d+\.\d\dx", out)) == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from behaviorlm_lf.eval import predict as predict_module
+from behaviorlm_lf.cli import main
 from behaviorlm_lf.eval.predict import history_of, parse_day, parse_hour, predict, read_recent_events
 from behaviorlm_lf.extras.errors import BadInputError
 
@@ -66,8 +66,8 @@ def test_cli_batch_mode_prints_one_line_per_user(tiny_model, tmp_path, capsys):
     (data / "behaviors.json").write_text('{"candidates": ["Music", "News", "Taxi"], "history_len": 20}')
     (tmp_path / "events.csv").write_text("user,day,hour,place,behavior\na,Mon,7,home,News\nb,Mon,9,home,Music\n")
     (tmp_path / "next.csv").write_text("user,day,hour,place\na,Tue,8,commute\nb,Wed,21,home\n")
-    predict_module.main(
-        ["--events", str(tmp_path / "events.csv"), "--next", str(tmp_path / "next.csv"), "--dataset", "toy",
+    main(
+        ["predict", "--events", str(tmp_path / "events.csv"), "--next", str(tmp_path / "next.csv"), "--dataset", "toy",
          "--root", str(tmp_path), "--model", str(tiny_model), "--run", "base", "--top-k", "2"]
     )
     lines = capsys.readouterr().out.strip().splitlines()

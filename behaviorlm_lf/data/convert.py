@@ -26,10 +26,10 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ..extras.cache import run_stage
-from ..extras.errors import BadInputError, UserError, user_errors_exit
+from ..extras.errors import BadInputError, UserError
 from ..extras.fileio import write_json
 from ..extras.layout import RunLayout
-from ..hparams import DataArguments, RunArguments, parse
+from ..hparams import DataArguments, RunArguments
 from ..hparams.presets import preset_overlay
 from ..lf.registry import entry, register
 from .lengths import SamplesTooLongError, check_sample_lengths, training_cutoff
@@ -218,12 +218,3 @@ def convert(run: RunArguments, data: DataArguments) -> Path:
     return layout.data_dir
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    run, data = parse((RunArguments, DataArguments), argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(convert(run, data))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,5 +1,7 @@
-"""``python -m behaviorlm_lf.eval``: the ``eval`` stage."""
+"""``python -m behaviorlm_lf.eval``: the ``eval`` subcommand, as the design card has it."""
 
-from .evaluate import main
+import sys
 
-main()
+from ..cli import main
+
+main(["eval", *sys.argv[1:]])

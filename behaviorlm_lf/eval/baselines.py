@@ -38,9 +38,9 @@ import pandas as pd
 import torch
 
 from ..extras.cache import run_stage
-from ..extras.errors import BadInputError, user_errors_exit
+from ..extras.errors import BadInputError
 from ..extras.layout import TEST_SETS
-from ..hparams import BaselineArguments, RunArguments, parse
+from ..hparams import BaselineArguments, RunArguments
 from ..hparams.eval_args import BASELINE_METHODS
 from .count_models import Baseline, Context, Markov, Popularity
 from .metrics import PAPER_METRICS, write_report
@@ -136,12 +136,3 @@ def run_baseline(run: RunArguments, args: BaselineArguments) -> Path:
     return out_dir
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    run, args = parse((RunArguments, BaselineArguments), argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(run_baseline(run, args))
-
-
-if __name__ == "__main__":
-    main()

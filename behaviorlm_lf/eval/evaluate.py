@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from ..extras.cache import run_stage
-from ..extras.errors import MissingStageError, user_errors_exit
+from ..extras.errors import MissingStageError
 from ..extras.fileio import read_jsonl
 from ..extras.layout import TEST_SETS, check_adapter_folder
-from ..hparams import BTuneArguments, EvalArguments, FirstStageArguments, RunArguments, SelectArguments, parse
+from ..hparams import BTuneArguments, EvalArguments, FirstStageArguments, RunArguments, SelectArguments
 from ..lf.run import CONFIG_DIR, run_llamafactory
 from .metrics import PAPER_METRICS, write_report
 
@@ -122,17 +122,7 @@ def evaluate_run(run: RunArguments, first: FirstStageArguments, sel: SelectArgum
     return evaluate(run, model, adapter, ev.name or default_name, ev.generate)
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    run, first, sel, hp, ev = parse(
-        (RunArguments, FirstStageArguments, SelectArguments, BTuneArguments, EvalArguments), argv, description=__doc__
-    )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    out = evaluate_run(run, first, sel, hp, ev)
+def show_metrics(out: Path) -> str:
+    """What `behaviorlm eval` prints: the report's folder and the six metrics."""
     metrics = json.loads((out / "metrics.json").read_text())
-    print(out)
-    print("  ".join(f"{k}={metrics[k]:.4f}" if metrics[k] is not None else f"{k}=n/a" for k in PAPER_METRICS))
-
-
-if __name__ == "__main__":
-    main()
+    return f"{out}\n" + "  ".join(f"{k}={metrics[k]:.4f}" if metrics[k] is not None else f"{k}=n/a" for k in PAPER_METRICS)

@@ -32,9 +32,9 @@ import pandas as pd
 from ..data.prompts import PromptRenderer, format_event
 from ..data.readers import CONTROL_CHARACTERS
 from ..data.samples import DAYS
-from ..extras.errors import BadInputError, MissingStageError, UserError, user_errors_exit
+from ..extras.errors import BadInputError, MissingStageError, UserError
 from ..extras.layout import check_adapter_folder
-from ..hparams import BTuneArguments, FirstStageArguments, PredictArguments, RunArguments, SelectArguments, parse
+from ..hparams import BTuneArguments, FirstStageArguments, PredictArguments, RunArguments, SelectArguments
 
 logger = logging.getLogger(__name__)
 
@@ -180,12 +180,9 @@ def warn_unknown_behaviors(events: pd.DataFrame, candidates: list[str]) -> None:
         print(f"warning: behaviors not among the data set's candidates, kept as written: {unknown}", file=sys.stderr)
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    run, first, sel, hp, args = parse(
-        (RunArguments, FirstStageArguments, SelectArguments, BTuneArguments, PredictArguments), argv, description=__doc__
-    )
-    logging.basicConfig(level=logging.WARNING)
+def predict_queries(run: RunArguments, first: FirstStageArguments, sel: SelectArguments, hp: BTuneArguments,
+                    args: PredictArguments) -> str:
+    """`behaviorlm predict`: the lines it prints, one per query."""
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}")
     layout = run.layout()
@@ -199,10 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     if adapter is not None and not (Path(adapter) / "adapter_model.safetensors").is_file():
         raise MissingStageError(f"the {args.run} stage", adapter, f"make {args.run.replace('_', '-')} DATASET={run.dataset} PRESET={run.preset}")
     ranked = predict(queries, vocabulary["candidates"], model, adapter, run.chat_template(), min(args.top_k, len(vocabulary["candidates"])))
-    for query, top in zip(queries, ranked):
-        prefix = f"{query['user']}\t" if query["user"] is not None else ""
-        print(prefix + "  ".join(f"{name} {p:.3f}" for name, p in top))
-
-
-if __name__ == "__main__":
-    main()
+    return "\n".join(
+        (f"{query['user']}\t" if query["user"] is not None else "") + "  ".join(f"{name} {p:.3f}" for name, p in top)
+        for query, top in zip(queries, ranked)
+    )

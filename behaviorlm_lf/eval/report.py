@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..extras.errors import user_errors_exit
 from ..extras.fileio import atomic_output
+from ..hparams import BaselineArguments, BTuneArguments, FirstStageArguments, RunArguments, SelectArguments
 from .metrics import PAPER_METRICS, interval, paired_difference
 
 logger = logging.getLogger(__name__)
@@ -209,10 +209,9 @@ def write_summary(
     return frame
 
 
-def report(run, first, sel, hp) -> Path:
-    """Evaluate the run's A- and B-tuned models and the baselines; write and print the summary."""
+def report(run: RunArguments, first: FirstStageArguments, sel: SelectArguments, hp: BTuneArguments) -> Path:
+    """Evaluate the run's A- and B-tuned models and the baselines; write the summary; returns its folder."""
     from ..extras.hardware import machine_description
-    from ..hparams import BaselineArguments
     from .baselines import run_baseline
     from .evaluate import evaluate
 
@@ -242,19 +241,11 @@ def report(run, first, sel, hp) -> Path:
     )
     claims = claims_lines(rows, demo_checks(behaviorlm)) + collapse_lines(llm_rows)
     out = layout.report_dir("summary")
-    frame = write_summary(out, rows, list(rows), vocabulary["behaviors"], vocabulary["anchor_threshold"], intro, claims)
-    print("\n" + markdown_table(frame, list(rows)) + "\n" + "".join(claims) + f"\nreport: {out / 'summary.md'}")
+    write_summary(out, rows, list(rows), vocabulary["behaviors"], vocabulary["anchor_threshold"], intro, claims)
     return out
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    from ..hparams import BTuneArguments, FirstStageArguments, RunArguments, SelectArguments, parse
-
-    run, first, sel, hp = parse((RunArguments, FirstStageArguments, SelectArguments, BTuneArguments), argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    report(run, first, sel, hp)
-
-
-if __name__ == "__main__":
-    main()
+def show_summary(out: Path) -> str:
+    """What `behaviorlm report` prints: the summary's table and checked claims, and where the report is."""
+    text = (out / "summary.md").read_text(encoding="utf-8")
+    return text[text.index("## The paper's claims, checked"):].split("\n![](", 1)[0] + f"\nreport: {out / 'summary.md'}"

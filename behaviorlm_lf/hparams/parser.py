@@ -20,7 +20,7 @@ def _apply(parser: argparse.ArgumentParser, values: dict, known: set[str], sourc
     parser.set_defaults(**values)
 
 
-def parse(classes: tuple[type, ...], argv: list[str] | None = None, description: str | None = None) -> tuple:
+def parse(classes: tuple[type, ...], argv: list[str] | None = None, description: str | None = None, prog: str | None = None) -> tuple:
     """Parse ``argv`` into ``classes`` with the preset overlay and an optional ``--config`` YAML file.
 
     The preset comes from ``--preset`` (or ``PRESET`` in the environment, as the
@@ -28,8 +28,7 @@ def parse(classes: tuple[type, ...], argv: list[str] | None = None, description:
     """
     from transformers import HfArgumentParser
 
-
-    parser = HfArgumentParser(classes, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = HfArgumentParser(classes, prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="YAML file of settings (the command line overrides it)")
     early = argparse.ArgumentParser(add_help=False)
     early.add_argument("--preset", default=os.environ.get("PRESET", "cpu"))

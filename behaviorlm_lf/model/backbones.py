@@ -16,9 +16,9 @@ import os
 import time
 from pathlib import Path
 
-from ..extras.errors import UserError, user_errors_exit
+from ..extras.errors import UserError
 from ..extras.fileio import atomic_output
-from ..hparams import ModelsArguments, RunArguments, parse
+from ..hparams import ModelsArguments, RunArguments
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -137,13 +137,7 @@ def make_tiny(out_dir: Path = TINY_MODEL_DIR, seed: int = 0) -> Path:
     return _save(model, tokenizer, out_dir, start)
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    run, args = parse((RunArguments, ModelsArguments), argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+def make_models(run: RunArguments, args: ModelsArguments) -> Path:
+    """`behaviorlm models`: the backbone ``args.which`` under the run's ``models/`` folder."""
     folder = run.layout().models_dir
-    print(make_default(folder / DEFAULT_MODEL_DIR.name) if args.which == "default" else make_tiny(folder / TINY_MODEL_DIR.name))
-
-
-if __name__ == "__main__":
-    main()
+    return make_default(folder / DEFAULT_MODEL_DIR.name) if args.which == "default" else make_tiny(folder / TINY_MODEL_DIR.name)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 from ..data.convert import convert
@@ -29,7 +28,6 @@ from ..eval.baselines import run_baseline
 from ..eval.evaluate import VALIDATION_SETS, evaluate
 from ..eval.metrics import PAPER_METRICS
 from ..eval.report import A_TUNED, cell, difference_table, summary_frame
-from ..extras.errors import user_errors_exit
 from ..extras.fileio import atomic_output
 from ..extras.hardware import machine_description
 from ..hparams import (
@@ -42,7 +40,6 @@ from ..hparams import (
     SelectArguments,
     StudyArguments,
     for_preset,
-    parse,
 )
 from ..train.a_tune import a_tune
 from ..train.b_tune import b_tune
@@ -91,10 +88,10 @@ def write_study(out: Path, rows: dict[str, list[Path]], facts: dict[str, dict], 
                      + f" | {fact.get('epoch', '')} | {minutes} |\n")
     text = [
         f"# B-Tuning variants: {meta['data']}, {meta['preset']} preset\n\n",
-        f"Command `{meta['command']}`; model {meta['model']}; machine {meta['machine']}. Every variant starts from the same "
+        (f"Command `{meta['command']}`; model {meta['model']}; machine {meta['machine']}. Every variant starts from the same "
         f"A-tuned model, pool and selection ({meta['pairs']} selected samples) and keeps the epoch with the best Overall on "
         f"the {meta['valid_n']} balanced validation samples; the test sets ({meta['natural_n']} natural, {meta['balanced_n']} "
-        "balanced) choose nothing. Values in %, 95% bootstrap intervals in brackets.\n\n",
+        "balanced) choose nothing. Values in %, 95% bootstrap intervals in brackets.\n\n"),
         header, *lines,
         f"\n**Best on validation: {winner}.**\n" if winner else "",
     ]
@@ -149,19 +146,10 @@ def study(run: RunArguments, data: DataArguments, first: FirstStageArguments, se
         }
         winner = write_study(out, rows, facts, meta)
         logger.info("%s done; best on validation so far: %s (%s)", variant, winner, out / "study.md")
-    winner = write_study(out, rows, facts, meta)
-    print((out / "study.md").read_text(encoding="utf-8"))
-    print(f"best on validation: {winner}")
+    write_study(out, rows, facts, meta)
     return out
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    run, data, first, sel, args = parse((RunArguments, DataArguments, FirstStageArguments, SelectArguments, StudyArguments), argv,
-                                        description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    study(run, data, first, sel, args, "behaviorlm b-tune-study " + " ".join(argv if argv is not None else sys.argv[1:]))
-
-
-if __name__ == "__main__":
-    main()
+def show_study(out: Path) -> str:
+    """What `behaviorlm b-tune-study` prints: the study (it names the variant validation chose) and where it is."""
+    return f"{(out / 'study.md').read_text(encoding='utf-8')}\nstudy: {out / 'study.md'}"

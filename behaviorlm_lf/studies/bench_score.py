@@ -25,16 +25,14 @@ probability difference.
 
 from __future__ import annotations
 
-import logging
 import time
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..extras.errors import user_errors_exit
 from ..extras.fileio import read_jsonl
 from ..extras.hardware import machine_description, uses_bf16
-from ..hparams import BenchScoreArguments, RunArguments, parse
+from ..hparams import BenchScoreArguments, RunArguments
 from ..model.scorer import CandidateScorer, candidate_probs
 
 
@@ -44,10 +42,8 @@ def timed(fn, *args):
     return result, time.perf_counter() - started
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    run, args = parse((RunArguments, BenchScoreArguments), argv, description=__doc__)
-    logging.basicConfig(level=logging.WARNING)
+def bench_score(run: RunArguments, args: BenchScoreArguments) -> str:
+    """Time the passes over ``args.n`` prompts of each set; returns the printed comparison."""
     layout = run.layout()
     candidates = layout.vocabulary()["candidates"]
     prompts = [r["instruction"] for s in args.sets for r in read_jsonl(layout.set_file(s))[: args.n]]
@@ -80,8 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     first_pass = seconds["ours"] - sum(r.near_tie_seconds for r in scored["ours"])
 
     precision = "bf16 autocast" if scorers["ours"].bf16 else "float32"
-    print(f"\n{machine_description()}: {n} prompts of {layout.data_dir}/{{{','.join(args.sets)}}}, {len(candidates)} "
-          f"candidates, model {model}{' + ' + str(args.adapter) if args.adapter else ''}; bf16 units: {uses_bf16('cpu')}")
+    lines = [(f"\n{machine_description()}: {n} prompts of {layout.data_dir}/{{{','.join(args.sets)}}}, {len(candidates)} "
+          f"candidates, model {model}{' + ' + str(args.adapter) if args.adapter else ''}; bf16 units: {uses_bf16('cpu')}")]
     baseline = seconds["float32, whole prompts"]
     for name in scorers:
         line = f"  scorer, {name:<23} {n / seconds[name]:.3f} prompts/s"
@@ -90,15 +86,13 @@ def main(argv: list[str] | None = None) -> None:
             if near_ties[name]:
                 line += f", {near_pairs[name] / near_ties[name]:.1f} of {len(candidates)} candidates each"
             line += ")"
-        print(line)
+        lines.append(line)
     for name in ("prompt pass, whole", "prompt pass, shared prefixes once"):
-        print(f"  {name:<31} {n / seconds[name]:.3f} prompts/s   scorer (ours) / it = {seconds['ours'] / seconds[name]:.2f}x "
+        lines.append(f"  {name:<31} {n / seconds[name]:.3f} prompts/s   scorer (ours) / it = {seconds['ours'] / seconds[name]:.2f}x "
               f"({first_pass / seconds[name]:.2f}x before the near ties)")
     same = int((ours.argmax(1) == float32.argmax(1)).sum())
-    print(f"  argmax identical, ours and float32: {same}/{n} ({same / n:.2%})")
-    print(f"  largest |log p| diff     {np.abs(ours - float32).max():.4f} "
-          f"(largest |p| diff {np.abs(candidate_probs(ours) - candidate_probs(float32)).max():.4f})")
+    lines.append(f"  argmax identical, ours and float32: {same}/{n} ({same / n:.2%})")
+    lines.append(f"  largest |log p| diff     {np.abs(ours - float32).max():.4f} "
+                 f"(largest |p| diff {np.abs(candidate_probs(ours) - candidate_probs(float32)).max():.4f})")
+    return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    main()

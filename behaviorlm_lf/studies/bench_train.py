@@ -14,23 +14,21 @@ seed, one after the other:
 
 Prints samples (or pairs) per second from each run's ``train_results.json``,
 the ratio, and both runs' per-step training losses with the mean paired
-difference and its 95% interval: the settings change speed and rounding, not the math.
+difference and its paired bootstrap 95% interval (as the reports'): the settings change speed and rounding, not the math.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..extras.errors import user_errors_exit
+from ..eval.metrics import BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED, paired_difference
 from ..extras.fileio import read_jsonl, write_jsonl
 from ..extras.hardware import llamafactory_precision, machine_description
 from ..extras.layout import REGISTRY
-from ..hparams import ATuneArguments, BenchTrainArguments, BTuneArguments, RunArguments, for_preset, parse
+from ..hparams import ATuneArguments, BenchTrainArguments, BTuneArguments, RunArguments, for_preset
 from ..lf.registry import entry, register
 from ..lf.run import run_llamafactory
 from ..train.a_tune import A_TUNE_CONFIG
@@ -75,10 +73,11 @@ def write_pool_pairs(pool: Path, folder: Path, seed: int = 0) -> Path:
 
 
 def loss_difference(ours: list[float], baseline: list[float]) -> tuple[float, float, float]:
-    """Mean of ours - baseline over the same steps (same batches), with a normal 95% interval."""
-    diff = np.asarray(ours) - np.asarray(baseline)
-    half = 1.96 * diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
-    return float(diff.mean()), float(diff.mean() - half), float(diff.mean() + half)
+    """Mean of ours - baseline over the same steps (same batches), with the evaluation's paired bootstrap interval:
+    both runs' mean loss on the same resamples of steps, then :func:`~behaviorlm_lf.eval.metrics.paired_difference`."""
+    ours, baseline = np.asarray(ours), np.asarray(baseline)
+    draws = np.random.default_rng(BOOTSTRAP_SEED).integers(0, len(ours), size=(BOOTSTRAP_REPLICATES, len(ours)))
+    return paired_difference(ours[draws].mean(axis=1), baseline[draws].mean(axis=1))
 
 
 def describe(title: str, unit: str, results: dict) -> str:
@@ -94,10 +93,8 @@ def describe(title: str, unit: str, results: dict) -> str:
     return "\n".join(lines)
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    run, args = parse((RunArguments, BenchTrainArguments), argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+def bench_train(run: RunArguments, args: BenchTrainArguments) -> str:
+    """Both runs of A-Tuning's and B-Tuning's YAMLs; returns the printed comparison."""
     layout = run.layout()
     layout.require_data(layout.set_file("anchor_train"))
     common = {
@@ -116,11 +113,9 @@ def main(argv: list[str] | None = None) -> None:
         sft = bench_stage(A_TUNE_CONFIG, common | a_hp | sft_data, tmp / "sft")
         dpo_data = {"dataset_dir": str(write_pool_pairs(layout.set_file("pool"), tmp)), "dataset": "bench_pairs", "max_steps": args.dpo_steps}
         dpo = bench_stage(VARIANTS["dpo"].config, common | b_hp | dpo_data, tmp / "dpo")
-    print(f"\n{machine_description()}; model {run.model_dir()}, {run.preset} preset ({a_hp} / {b_hp}); "
-          f"ours = {llamafactory_precision()} + the lf.hooks speed hooks, no gradient checkpointing")
-    print(describe(f"A-Tuning (SFT), {args.sft_steps} steps x batch 8 of {layout.set_registry_name('anchor_train')}:", "samples", sft))
-    print(describe(f"B-Tuning (DPO), {args.dpo_steps} steps x 8 pairs from {layout.data_name}'s pool:", "pairs", dpo))
-
-
-if __name__ == "__main__":
-    main()
+    return "\n".join([
+        (f"\n{machine_description()}; model {run.model_dir()}, {run.preset} preset ({a_hp} / {b_hp}); "
+        f"ours = {llamafactory_precision()} + the lf.hooks speed hooks, no gradient checkpointing"),
+        describe(f"A-Tuning (SFT), {args.sft_steps} steps x batch 8 of {layout.set_registry_name('anchor_train')}:", "samples", sft),
+        describe(f"B-Tuning (DPO), {args.dpo_steps} steps x 8 pairs from {layout.data_name}'s pool:", "pairs", dpo),
+    ])

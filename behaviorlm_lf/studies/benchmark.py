@@ -34,7 +34,7 @@ from ..data.convert import convert
 from ..eval.baselines import run_baseline
 from ..eval.evaluate import evaluate
 from ..eval.report import claims_lines, difference_table, markdown_table, summary_frame, write_figures
-from ..extras.errors import UserError, user_errors_exit
+from ..extras.errors import UserError
 from ..extras.fileio import atomic_output
 from ..extras.hardware import machine_description
 from ..hparams import (
@@ -47,7 +47,6 @@ from ..hparams import (
     RunArguments,
     SelectArguments,
     for_preset,
-    parse,
 )
 from ..train.a_tune import a_tune
 from ..train.b_tune import b_tune
@@ -201,10 +200,10 @@ def write_results(out: Path, rows: dict[str, list[Path]], times: pd.DataFrame, v
     main = main_rows(args)
     text = [
         f"# Benchmark: {meta['dataset']} ({meta['preset']} preset)\n\n",
-        f"Command `{meta['command']}`; seeds {meta['seeds']}; model {meta['model']}; machine {meta['machine']}. "
+        (f"Command `{meta['command']}`; seeds {meta['seeds']}; model {meta['model']}; machine {meta['machine']}. "
         f"Test sets per seed: {meta['natural_n']} natural samples and {meta['balanced_n']} balanced ones. Values in %; "
         "brackets: 95% bootstrap intervals (test samples resampled; over several seeds, of the seed mean), then ± the "
-        "spread over seeds. Differences use paired intervals: both models on the same resampled test samples.\n",
+        "spread over seeds. Differences use paired intervals: both models on the same resampled test samples.\n"),
         "\n## The paper's claims, checked\n\n", *claims_lines(rows, CHECKS),
         "\n## Main results (Tables 3 and 8)\n\n", markdown_table(frame, main),
     ]
@@ -267,15 +266,5 @@ def benchmark(
     return out
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    import sys
-
-    run, data, args = parse((RunArguments, DataArguments, BenchmarkArguments), argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    command = "behaviorlm benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(benchmark(run, data, args, command) / "results.md")
-
-
-if __name__ == "__main__":
-    main()
+def show_results(out: Path) -> Path:
+    return out / "results.md"

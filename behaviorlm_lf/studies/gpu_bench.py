@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shlex
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data.convert import convert, shared_data
-from ..extras.errors import UserError, user_errors_exit
+from ..extras.errors import UserError
 from ..hparams import (
     BenchmarkArguments,
     DataArguments,
@@ -44,7 +45,6 @@ from ..hparams import (
     SelectArguments,
     StudyArguments,
     for_preset,
-    parse,
 )
 from ..model.backbones import DEFAULT_MODEL_DIR, make_default
 from .b_tune_study import study
@@ -53,18 +53,14 @@ from .gpu_kit import ALPACA
 
 logger = logging.getLogger(__name__)
 
-DEFAULTS = ["--preset", "gpu-bench", "--dataset", "foursquare-nyc"]
 SHORT_BASELINES = ["popularity", "markov", "sasrec"]
 LONGEST_CHAIN = ["BehaviorLM"]  # the part that runs beside all other rows
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
+def gpu_bench(run: RunArguments, data: DataArguments, bench: BenchmarkArguments, args: GpuBenchArguments, command: str) -> str | None:
+    """The benchmark's main rows in two parts (side by side on a GPU), then the study if asked; returns what it printed."""
     import torch
 
-    argv = DEFAULTS + list(sys.argv[1:] if argv is None else argv)  # later flags win
-    run, data, bench, args = parse((RunArguments, DataArguments, BenchmarkArguments, GpuBenchArguments), argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("no CUDA GPU on this machine: run `make gpu-bench` on a GPU machine, or DEVICE=cpu for the smoke run")
     started = time.time()
@@ -75,22 +71,22 @@ def main(argv: list[str] | None = None) -> None:
     if bench.aux is None and alpaca.is_file():
         bench = dataclasses.replace(bench, aux=alpaca)
     logger.info("auxiliary corpus: %s", bench.aux or "the built-in corpus")
-    flags = argv[len(DEFAULTS):]
-    command = "behaviorlm gpu-bench " + " ".join(flags)
+    flags = shlex.split(command)[2:]  # the user's flags, passed on to the parts
     if bench.only:  # one part, started by the run below
         benchmark(run, data, bench, command)
-        return
+        return None
     convert(run, data)  # the data stage both parts read, built once
     parts = [dataclasses.replace(bench, only=rows) for rows in ([r for r in main_rows(bench) if r not in LONGEST_CHAIN], LONGEST_CHAIN)]
     run_parts(flags, [(part.only, results_dir(run, part)) for part in parts], side_by_side=args.device == "cuda")
     measured = pd.concat([pd.read_csv(results_dir(run, part) / "stage_times.csv") for part in parts])
     out = benchmark(run, data, bench, command, measured=measured)
-    print(f"{out / 'results.md'} ({time.time() - started:.0f} s, device {torch.cuda.get_device_name(0) if args.device == 'cuda' else 'cpu'})")
+    done = f"{out / 'results.md'} ({time.time() - started:.0f} s, device {torch.cuda.get_device_name(0) if args.device == 'cuda' else 'cpu'})"
     if args.study:  # the benchmark's BehaviorLM row is the study's first stage and selection
         behaviorlm = dataclasses.replace(run, sub_run="BehaviorLM")
         folder = study(behaviorlm, data, FirstStageArguments(aux=bench.aux), for_preset(SelectArguments, run.preset), StudyArguments(baselines=[]),
                        command)
-        print(f"{folder / 'study.md'} ({time.time() - started:.0f} s in all)")
+        done += f"\n{folder / 'study.md'} ({time.time() - started:.0f} s in all)"
+    return done
 
 
 def run_parts(flags: list[str], parts: list[tuple[list[str], Path]], side_by_side: bool) -> None:
@@ -113,6 +109,3 @@ def run_parts(flags: list[str], parts: list[tuple[list[str], Path]], side_by_sid
         rows, log, code = failed[0]
         raise UserError(f"gpu-bench part {', '.join(rows)} failed with exit {code}: see {log}")
 
-
-if __name__ == "__main__":
-    main()

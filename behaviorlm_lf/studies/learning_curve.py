@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -32,7 +31,7 @@ import yaml
 
 from ..data.convert import convert
 from ..eval.evaluate import evaluate
-from ..extras.errors import UserError, user_errors_exit
+from ..extras.errors import UserError
 from ..extras.fileio import atomic_output, read_jsonl, write_jsonl
 from ..extras.hardware import machine_description
 from ..extras.layout import RunLayout
@@ -43,7 +42,6 @@ from ..hparams import (
     FirstStageArguments,
     RunArguments,
     for_preset,
-    parse,
 )
 from ..lf.registry import entry, register
 from ..train.a_tune import A_TUNE_CONFIG, a_tune
@@ -114,9 +112,9 @@ def write_curve(frame: pd.DataFrame, out: Path, command: str, meta: dict) -> Non
     out.mkdir(parents=True, exist_ok=True)
     lines = [
         "# Learning curve of the first stage\n\n",
-        f"`{command}`, run on {meta['date']} on {meta['machine']}; model {meta['model']}, data `{meta['dataset']}` "
+        (f"`{command}`, run on {meta['date']} on {meta['machine']}; model {meta['model']}, data `{meta['dataset']}` "
         f"(natural test {meta['natural_n']} samples, balanced test {meta['balanced_n']}). Values in %, with 95% bootstrap "
-        "intervals; training time in seconds (LlamaFactory, this machine's precision).\n\n",
+        "intervals; training time in seconds (LlamaFactory, this machine's precision).\n\n"),
         "| Method | N | lr | Overall | Head | Medium | Tail | Rec_w | Prec_w | train s |\n|---|---|---|---|---|---|---|---|---|---|\n",
     ]
     for _, row in frame.iterrows():
@@ -145,14 +143,11 @@ def write_curve(frame: pd.DataFrame, out: Path, command: str, meta: dict) -> Non
     plt.close(fig)
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    run, data, args = parse((RunArguments, DataArguments, CurveArguments), argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+def learning_curve(run: RunArguments, data: DataArguments, args: CurveArguments, command: str) -> Path:
+    """Train and evaluate the first stage at each size and learning rate; returns the curve's report."""
     if data.max_train is not None and data.max_train < max(args.sizes):
         raise UserError(f"--max-train {data.max_train} is smaller than the largest size {max(args.sizes)}")
     convert(run, data)
-    command = "behaviorlm learning-curve " + " ".join(argv if argv is not None else sys.argv[1:])
     frame = run_curve(run, args)
     vocabulary = run.layout().vocabulary()
     meta = {
@@ -161,8 +156,4 @@ def main(argv: list[str] | None = None) -> None:
         "natural_n": vocabulary["stats"]["set_sizes"]["test_natural"], "balanced_n": vocabulary["stats"]["set_sizes"]["test_balanced"],
     }
     write_curve(frame, args.out, command, meta)
-    print(args.out / "learning_curve.md")
-
-
-if __name__ == "__main__":
-    main()
+    return args.out / "learning_curve.md"

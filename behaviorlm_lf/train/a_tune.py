@@ -18,11 +18,10 @@ from pathlib import Path
 
 from ..data.aux_corpus import BUILTIN_CORPUS, load_corpus, select_aux
 from ..extras.cache import run_stage
-from ..extras.errors import user_errors_exit
 from ..extras.fileio import read_jsonl, write_jsonl
 from ..extras.hardware import model_training_settings
 from ..extras.layout import RunLayout
-from ..hparams import ATuneArguments, FirstStageArguments, RunArguments, parse
+from ..hparams import ATuneArguments, FirstStageArguments, RunArguments
 from ..lf.registry import AUX_COLUMNS, entry, register
 from ..lf.run import CONFIG_DIR, run_llamafactory
 
@@ -98,12 +97,3 @@ def a_tune(run: RunArguments, first: FirstStageArguments, hp: ATuneArguments, tr
     return out
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    run, first, hp = parse((RunArguments, FirstStageArguments, ATuneArguments), argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(a_tune(run, first, hp))
-
-
-if __name__ == "__main__":
-    main()

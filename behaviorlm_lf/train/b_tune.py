@@ -45,11 +45,11 @@ import numpy as np
 
 from ..eval.metrics import REPORT_GROUPS, compute_metrics
 from ..extras.cache import run_stage
-from ..extras.errors import MissingStageError, user_errors_exit
+from ..extras.errors import MissingStageError
 from ..extras.fileio import read_jsonl, write_json, write_jsonl
 from ..extras.hardware import model_training_settings
 from ..extras.layout import RunLayout
-from ..hparams import BTuneArguments, FirstStageArguments, RunArguments, SelectArguments, for_preset, parse
+from ..hparams import BTuneArguments, FirstStageArguments, RunArguments, SelectArguments, for_preset
 from ..lf.registry import entry, register
 from ..lf.run import CONFIG_DIR, run_llamafactory
 from .pairs import pair_diagnostics, rank_diagnostics, rejected_candidates
@@ -308,21 +308,6 @@ def _plot_dpo(path: Path, curves: dict) -> None:
     plt.close(fig)
 
 
-@user_errors_exit
-def merge_main(argv: list[str] | None = None) -> None:
-    run, first = parse((RunArguments, FirstStageArguments), argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(merge(run, first))
-
-
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    run, first, sel, hp = parse((RunArguments, FirstStageArguments, SelectArguments, BTuneArguments), argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    out = b_tune(run, first, sel, hp)
-    print(out)
-    print((out / "report.md").read_text(encoding="utf-8"))
-
-
-if __name__ == "__main__":
-    main()
+def show_report(out: Path) -> str:
+    """What `behaviorlm b-tune` prints: the adapter's folder and its report."""
+    return f"{out}\n{(out / 'report.md').read_text(encoding='utf-8')}"

@@ -41,10 +41,9 @@ import pandas as pd
 from sklearn.cluster import kmeans_plusplus
 
 from ..extras.cache import run_stage
-from ..extras.errors import user_errors_exit
 from ..extras.fileio import atomic_output, read_jsonl, write_json, write_jsonl
 from ..extras.layout import RunLayout
-from ..hparams import FirstStageArguments, RunArguments, SelectArguments, parse
+from ..hparams import FirstStageArguments, RunArguments, SelectArguments
 from ..lf.registry import entry, register
 from .pairs import pair_diagnostics, rank_diagnostics, rejected_candidates
 
@@ -208,12 +207,3 @@ def publish(out: Path, layout: RunLayout, first_stage: str, suffix: str) -> None
         register({layout.set_registry_name(set_name): entry(layout.set_file(set_name), layout.registry, pairs=kind == "pairs")}, layout.registry)
 
 
-@user_errors_exit
-def main(argv: list[str] | None = None) -> None:
-    run, first, sel = parse((RunArguments, FirstStageArguments, SelectArguments), argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(select(run, first, sel))
-
-
-if __name__ == "__main__":
-    main()
