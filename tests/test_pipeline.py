@@ -67,7 +67,7 @@ def test_sft_dpo_rebuilds_the_pairs_from_the_sft_models_own_wrong_answers(pipeli
     adapter = b_tune(run, first, sel, for_preset(BTuneArguments, "smoke", variant="sft_dpo"))
     sft_model = layout.b_tune_base_dir("anchor_train", "", "sft_dpo")
     assert yaml.safe_load((adapter / "llamafactory_train.yaml").read_text())["model_name_or_path"] == str(sft_model.resolve())
-    assert run.trained_model("b_tune", variant="sft_dpo") == (str(sft_model), adapter)
+    assert run.layout().trained_model("b_tune", variant="sft_dpo") == (str(sft_model), adapter)
     selected = read_jsonl(layout.set_file("selected_sft"))
     pairs = read_jsonl(layout.set_file("sft_pairs"))
     assert [p["chosen"] for p in pairs] == [s["output"] for s in selected]

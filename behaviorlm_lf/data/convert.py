@@ -179,7 +179,7 @@ def convert(run: RunArguments, data: DataArguments) -> Path:
     if source == SIMULATED:
         stage_config["simulator"] = {"users": data.sim_users, "days": data.sim_days}
     cutoff = data.max_prompt_tokens or training_cutoff(preset_overlay(run.preset, "a_tune").get("cutoff_len"))
-    model = run.model_dir() if run.model is not None else None
+    model = run.layout().model_dir() if run.model is not None else None
     tokenizer = model if model is not None and Path(model).is_dir() else None
     stage_config["lengths"] = {"cutoff_len": cutoff, "tokenizer": Path(tokenizer).name if tokenizer else None,
                                "cut_history": data.cut_history}

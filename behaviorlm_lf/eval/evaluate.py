@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..extras.cache import run_stage
-from ..extras.errors import MissingStageError
 from ..extras.fileio import read_jsonl
-from ..extras.layout import TEST_SETS, check_adapter_folder
+from ..extras.layout import TEST_SETS
 from ..hparams import BTuneArguments, EvalArguments, FirstStageArguments, RunArguments, SelectArguments
 from ..lf.run import CONFIG_DIR, run_llamafactory
+from ..lf.template import chat_template
 from .metrics import PAPER_METRICS, write_report
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def generated_scores(
     layout = run.layout()
     overrides = {
         "model_name_or_path": model,
-        "template": run.chat_template(),
+        "template": chat_template(run.layout()),
         "dataset_dir": layout.dataset_dir,
         "eval_dataset": layout.set_registry_name(set_name),
     } | ({"adapter_name_or_path": adapter} if adapter else {})
@@ -75,8 +75,6 @@ def evaluate(
     """Score ``sets`` (the two test sets; or ``VALIDATION_SETS``) with ``model`` (+ ``adapter``) and write the report
     ``name``; returns its folder (cached)."""
     layout = run.layout()
-    if adapter is not None and not (Path(adapter) / "adapter_model.safetensors").is_file():
-        raise MissingStageError("the stage that trains this adapter", adapter, "behaviorlm a-tune / b-tune with the same flags")
     name = name + ("_generate" if generate else "")
     out = layout.report_dir(name)
     inputs = {f"set:{s}": layout.set_file(s) for s in sets.values()} | {"behaviors": layout.behaviors_file, "model": Path(model)}
@@ -101,24 +99,21 @@ def evaluate(
             from ..model.scorer import CandidateScorer
 
             columns = candidates
-            scorer = CandidateScorer(model, adapter_dir=adapter, template=run.chat_template())
+            scorer = CandidateScorer(model, adapter_dir=adapter, template=chat_template(run.layout()))
             scores = {key: scorer.score([r["instruction"] for r in rows], candidates).probs for key, rows in records.items()}
             extra["bf16"] = scorer.bf16
         given = {key: ([r["output"] for r in rows], scores[key]) for key, rows in records.items()}
         metrics = write_report(tmp, name, given.get("natural"), given.get("balanced"), columns, behaviors, extra)
         return {k: metrics[k] for k in PAPER_METRICS}
 
-    run_stage(f"eval:{name}", out, inputs, {"generate": generate, "template": run.chat_template()}, build, code=__name__)
+    run_stage(f"eval:{name}", out, inputs, {"generate": generate, "template": chat_template(run.layout())}, build, code=__name__)
     return out
 
 
 def evaluate_run(run: RunArguments, first: FirstStageArguments, sel: SelectArguments, hp: BTuneArguments, ev: EvalArguments) -> Path:
     """Evaluate ``--model``/``--adapter`` if given, else the run's model named by ``--run``."""
-    if ev.adapter is not None:
-        model, adapter, default_name = run.model_dir(), check_adapter_folder(ev.adapter), Path(ev.adapter).name
-    else:
-        model, adapter = run.trained_model(ev.run, first.first_stage, sel.suffix(), hp.variant)
-        default_name = ev.run if ev.run != "b_tune" else adapter.name
+    model, adapter = run.layout().chosen_model(ev.run, ev.adapter, first.first_stage, sel.suffix(), hp.variant)
+    default_name = Path(ev.adapter).name if ev.adapter is not None else ev.run if ev.run != "b_tune" else adapter.name
     return evaluate(run, model, adapter, ev.name or default_name, ev.generate)
 
 

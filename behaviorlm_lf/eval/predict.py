@@ -32,9 +32,9 @@ import pandas as pd
 from ..data.prompts import PromptRenderer, format_event
 from ..data.readers import CONTROL_CHARACTERS
 from ..data.samples import DAYS
-from ..extras.errors import BadInputError, MissingStageError, UserError
-from ..extras.layout import check_adapter_folder
+from ..extras.errors import BadInputError, UserError
 from ..hparams import BTuneArguments, FirstStageArguments, PredictArguments, RunArguments, SelectArguments
+from ..lf.template import chat_template
 
 logger = logging.getLogger(__name__)
 
@@ -189,13 +189,8 @@ def predict_queries(run: RunArguments, first: FirstStageArguments, sel: SelectAr
     vocabulary = layout.vocabulary()
     queries, events = queries_from(args, vocabulary["history_len"])
     warn_unknown_behaviors(events, vocabulary["candidates"])
-    if args.adapter is not None:
-        model, adapter = run.model_dir(), check_adapter_folder(args.adapter)
-    else:
-        model, adapter = run.trained_model(args.run, first.first_stage, sel.suffix(), hp.variant)
-    if adapter is not None and not (Path(adapter) / "adapter_model.safetensors").is_file():
-        raise MissingStageError(f"the {args.run} stage", adapter, f"make {args.run.replace('_', '-')} DATASET={run.dataset} PRESET={run.preset}")
-    ranked = predict(queries, vocabulary["candidates"], model, adapter, run.chat_template(), min(args.top_k, len(vocabulary["candidates"])))
+    model, adapter = layout.chosen_model(args.run, args.adapter, first.first_stage, sel.suffix(), hp.variant)
+    ranked = predict(queries, vocabulary["candidates"], model, adapter, chat_template(run.layout()), min(args.top_k, len(vocabulary["candidates"])))
     return "\n".join(
         (f"{query['user']}\t" if query["user"] is not None else "") + "  ".join(f"{name} {p:.3f}" for name, p in top)
         for query, top in zip(queries, ranked)

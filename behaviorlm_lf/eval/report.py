@@ -219,17 +219,17 @@ def report(run: RunArguments, first: FirstStageArguments, sel: SelectArguments, 
     behaviorlm = behaviorlm_row(hp.variant)
     rows = {}
     for name, which in ((A_TUNED, "a_tune"), (behaviorlm, "b_tune")):
-        model, adapter = run.trained_model(which, first.first_stage, sel.suffix(), hp.variant)
+        model, adapter = run.layout().trained_model(which, first.first_stage, sel.suffix(), hp.variant)
         rows[name] = [evaluate(run, model, adapter, which if which != "b_tune" else adapter.name)]
     llm_rows = dict(rows)
     for name, method in (("Popularity", "popularity"), ("Markov", "markov"), ("SASRec", "sasrec")):
         rows[name] = [run_baseline(run, BaselineArguments(method=method))]
     vocabulary = layout.vocabulary()
     sizes = vocabulary["stats"]["set_sizes"]
-    _, adapter = run.trained_model("b_tune", first.first_stage, sel.suffix(), hp.variant)
+    _, adapter = run.layout().trained_model("b_tune", first.first_stage, sel.suffix(), hp.variant)
     second = json.loads((adapter / "diagnostics.json").read_text(encoding="utf-8"))
     intro = (
-        f"# {layout.data_name}, {run.preset} preset\n\nModel {run.model_dir()}; machine {machine_description()}. "
+        f"# {layout.data_name}, {run.preset} preset\n\nModel {run.layout().model_dir()}; machine {machine_description()}. "
         f"Test sets: {sizes['test_natural']} natural samples (Prec_w, Rec_w) and {sizes['test_balanced']} balanced ones "
         f"(up to {max(b['balanced_test'] for b in vocabulary['behaviors'])} per behavior: Overall, Head, Medium, Tail). "
         "Values in %, with 95% bootstrap intervals in brackets. The LLM trained on "

@@ -95,13 +95,21 @@ class Selection:
         )
 
 
+MODELS_OF_A_RUN = ("base", "a_tune", "b_tune")
+
+
 @dataclass(frozen=True)
 class RunLayout:
+    """A run's folders and files, and its models: the backbone (``model``, the ``--model`` flag or the preset's, found
+    under ``root`` when relative) and ``template``, the ``--template`` flag (None: inferred from the backbone)."""
+
     dataset: str
     preset: str
     seed: int = 0
     root: Path = Path(".")
     sub_run: str = ""
+    model: str | None = None
+    template: str | None = None
 
     @property
     def data_name(self) -> str:
@@ -196,7 +204,48 @@ class RunLayout:
     def report_dir(self, name: str) -> Path:
         return self.reports_dir / name
 
-    # the backbones `behaviorlm models` converts
+    # the backbones `behaviorlm models` converts, and the models of the run
     @property
     def models_dir(self) -> Path:
         return Path(self.root) / "models"
+
+    def model_dir(self) -> str:
+        """The backbone folder, checked; a relative preset path is found under ``root`` (where `models` converts it)."""
+        if self.model is None:
+            raise UserError(f"preset {self.preset!r} names no model: pass --model (MODEL=<folder>)")
+        path = Path(self.model)
+        return str(check_model_folder(path if path.is_absolute() or path.exists() else Path(self.root) / path))
+
+    def first_stage_adapter(self, first_stage: str = "anchor_train") -> Path:
+        """The first stage's adapter folder, or the error that says how to train it."""
+        adapter = self.first_stage_dir(first_stage)
+        if not (adapter / "adapter_model.safetensors").is_file():
+            raise MissingStageError(f"the first stage ({first_stage})", adapter,
+                                    f"behaviorlm a-tune --dataset {self.dataset} --preset {self.preset} --first-stage {first_stage}")
+        return adapter
+
+    def trained_model(
+        self, which: str, first_stage: str = "anchor_train", selection_suffix: str = "", variant: str = "dpo"
+    ) -> tuple[str, Path | None]:
+        """(model folder, adapter folder or None) of a model of this run: the backbone, the first-stage or the B-tuned
+        one; the error that says how to train it when it has not been."""
+        if which == "base":
+            return self.model_dir(), None
+        if which == "a_tune":
+            return self.model_dir(), self.first_stage_adapter(first_stage)
+        if which == "b_tune":
+            adapter = self.b_tune_dir(first_stage, selection_suffix, variant)
+            if not (adapter / "adapter_model.safetensors").is_file():
+                raise MissingStageError(f"B-Tuning ({variant})", adapter,
+                                        f"behaviorlm b-tune --dataset {self.dataset} --preset {self.preset} --first-stage {first_stage} "
+                                        f"--variant {variant} and the selection flags the model was selected with")
+            return str(self.b_tune_base_dir(first_stage, selection_suffix, variant)), adapter
+        raise UserError(f"unknown model {which!r}: choose one of {MODELS_OF_A_RUN} or pass --model/--adapter")
+
+    def chosen_model(
+        self, which: str, adapter: Path | None, first_stage: str, selection_suffix: str, variant: str
+    ) -> tuple[str, Path | None]:
+        """The model `eval` and `predict` use: the backbone with ``--adapter`` if given, else the run's model ``--run``."""
+        if adapter is not None:
+            return self.model_dir(), check_adapter_folder(adapter)
+        return self.trained_model(which, first_stage, selection_suffix, variant)

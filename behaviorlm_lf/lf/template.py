@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from ..extras.errors import UserError
+from ..extras.layout import RunLayout
 
 # model_type (config.json) -> template, where the model type alone decides
 BY_MODEL_TYPE = {"qwen2": "qwen", "qwen3": "qwen3", "mistral": "mistral", "llama4": "llama4"}
@@ -51,3 +52,14 @@ def infer_template(model_dir: str | Path) -> str:
         f"{folder}: cannot tell the chat template of model type {model_type!r} from its files; "
         f"pass --template (TEMPLATE=) with one of {KNOWN} or any other LlamaFactory template name"
     )
+
+
+def chat_template(layout: RunLayout) -> str:
+    """The run's template: ``--template`` if given (checked against LlamaFactory's), else inferred from its backbone."""
+    if layout.template is None:
+        return infer_template(layout.model_dir())
+    from llamafactory.data.template import TEMPLATES
+
+    if layout.template not in TEMPLATES:
+        raise UserError(f"--template {layout.template!r}: not a LlamaFactory chat template; for example {sorted(TEMPLATES)[:8]}")
+    return layout.template

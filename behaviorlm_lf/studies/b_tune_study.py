@@ -117,13 +117,13 @@ def study(run: RunArguments, data: DataArguments, first: FirstStageArguments, se
     adapter = a_tune(run, first, for_preset(ATuneArguments, run.preset))
     selection = select(run, first, sel)
     out = layout.report_dir("b_tune_study")
-    meta = {"data": layout.data_name, "preset": run.preset, "command": command, "model": run.model_dir(), "machine": machine_description(),
+    meta = {"data": layout.data_name, "preset": run.preset, "command": command, "model": run.layout().model_dir(), "machine": machine_description(),
             "pairs": json.loads((selection / "manifest.json").read_text())["result"]["pairs"], "valid_n": sizes["valid_balanced"],
             "natural_n": sizes["test_natural"], "balanced_n": sizes["test_balanced"]}
     rows: dict[str, list[Path]] = {}
     facts: dict[str, dict] = {}
-    valid = evaluate(run, run.model_dir(), adapter, "a_tune_valid", sets=VALIDATION_SETS)
-    tested = evaluate(run, run.model_dir(), adapter, "a_tune")
+    valid = evaluate(run, run.layout().model_dir(), adapter, "a_tune_valid", sets=VALIDATION_SETS)
+    tested = evaluate(run, run.layout().model_dir(), adapter, "a_tune")
     rows[A_TUNED] = [tested]
     facts[A_TUNED] = {"validation": json.loads((valid / "metrics.json").read_text())["overall"], "settings": "no second stage"}
     for method in args.baselines:
@@ -133,7 +133,7 @@ def study(run: RunArguments, data: DataArguments, first: FirstStageArguments, se
     for variant in args.variants:
         hp = for_preset(BTuneArguments, run.preset, variant=variant, **changes.get(variant, {}))
         b_tune(run, first, sel, hp)
-        model, trained = run.trained_model("b_tune", first.first_stage, sel.suffix(), variant)
+        model, trained = run.layout().trained_model("b_tune", first.first_stage, sel.suffix(), variant)
         report = evaluate(run, model, trained, trained.name)
         diagnostics = json.loads((trained / "diagnostics.json").read_text(encoding="utf-8"))
         name = row_name(variant)

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from ..extras.fileio import read_jsonl
 from ..extras.hardware import machine_description, uses_bf16
 from ..hparams import BenchScoreArguments, RunArguments
+from ..lf.template import chat_template
 from ..model.scorer import CandidateScorer, candidate_probs
 
 
@@ -47,11 +48,11 @@ def bench_score(run: RunArguments, args: BenchScoreArguments) -> str:
     layout = run.layout()
     candidates = layout.vocabulary()["candidates"]
     prompts = [r["instruction"] for s in args.sets for r in read_jsonl(layout.set_file(s))[: args.n]]
-    model = run.model_dir()
+    model = run.layout().model_dir()
     n = len(prompts)
     settings = {"float32, whole prompts": (False, False), "ours": (None, True), "ours, whole prompts": (None, False)}
     scorers = {
-        name: CandidateScorer(model, args.adapter, run.chat_template(), device="cpu", batch_size=args.batch_size, bf16=bf16,
+        name: CandidateScorer(model, args.adapter, chat_template(run.layout()), device="cpu", batch_size=args.batch_size, bf16=bf16,
                               share_prefix=share)
         for name, (bf16, share) in settings.items()
     }

@@ -31,6 +31,7 @@ from ..extras.layout import REGISTRY
 from ..hparams import ATuneArguments, BenchTrainArguments, BTuneArguments, RunArguments, for_preset
 from ..lf.registry import entry, register
 from ..lf.run import run_llamafactory
+from ..lf.template import chat_template
 from ..train.a_tune import A_TUNE_CONFIG
 from ..train.b_tune import VARIANTS
 
@@ -98,8 +99,8 @@ def bench_train(run: RunArguments, args: BenchTrainArguments) -> str:
     layout = run.layout()
     layout.require_data(layout.set_file("anchor_train"))
     common = {
-        "model_name_or_path": run.model_dir(),
-        "template": run.chat_template(),
+        "model_name_or_path": run.layout().model_dir(),
+        "template": chat_template(run.layout()),
         "eval_strategy": "no",
         "save_strategy": "no",
         "load_best_model_at_end": False,
@@ -114,7 +115,7 @@ def bench_train(run: RunArguments, args: BenchTrainArguments) -> str:
         dpo_data = {"dataset_dir": str(write_pool_pairs(layout.set_file("pool"), tmp)), "dataset": "bench_pairs", "max_steps": args.dpo_steps}
         dpo = bench_stage(VARIANTS["dpo"].config, common | b_hp | dpo_data, tmp / "dpo")
     return "\n".join([
-        (f"\n{machine_description()}; model {run.model_dir()}, {run.preset} preset ({a_hp} / {b_hp}); "
+        (f"\n{machine_description()}; model {run.layout().model_dir()}, {run.preset} preset ({a_hp} / {b_hp}); "
         f"ours = {llamafactory_precision()} + the lf.hooks speed hooks, no gradient checkpointing"),
         describe(f"A-Tuning (SFT), {args.sft_steps} steps x batch 8 of {layout.set_registry_name('anchor_train')}:", "samples", sft),
         describe(f"B-Tuning (DPO), {args.dpo_steps} steps x 8 pairs from {layout.data_name}'s pool:", "pairs", dpo),

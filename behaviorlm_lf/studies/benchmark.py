@@ -118,7 +118,7 @@ class SeedRunner:
         self.timed(row, "first stage", a_tune, run, first, for_preset(ATuneArguments, run.preset))
         self.timed(row, "select", select, run, first, sel)
         self.timed(row, "b_tune", b_tune, run, first, sel, hp)
-        model, adapter = run.trained_model("b_tune", first.first_stage, sel.suffix(), hp.variant)
+        model, adapter = run.layout().trained_model("b_tune", first.first_stage, sel.suffix(), hp.variant)
         return self.evaluate(row, run, model, adapter)
 
     def wanted(self, row: str) -> bool:
@@ -131,12 +131,12 @@ class SeedRunner:
                 yield row, self.timed(row, "fit+eval", run_baseline, self.run, BaselineArguments(method=method))
         base = self.sub("LLM-NT")
         if self.wanted("LLM-NT"):
-            yield "LLM-NT", self.evaluate("LLM-NT", base, base.model_dir(), None)
+            yield "LLM-NT", self.evaluate("LLM-NT", base, base.layout().model_dir(), None)
         full = self.sub("Full_fine-tuning")
         full_first = self.first_stage(first_stage="all_train", epsilon=0.0)  # TALLRec-style: no auxiliary corpus
         if self.wanted("Full fine-tuning"):
             adapter = self.timed("Full fine-tuning", "first stage", a_tune, full, full_first, for_preset(ATuneArguments, full.preset))
-            yield "Full fine-tuning", self.evaluate("Full fine-tuning", full, full.model_dir(), adapter)
+            yield "Full fine-tuning", self.evaluate("Full fine-tuning", full, full.layout().model_dir(), adapter)
         if not self.wanted("BehaviorLM"):
             return
         blm, anchors = self.sub("BehaviorLM"), self.first_stage()
@@ -254,7 +254,7 @@ def benchmark(
         vocabulary = seeded.layout().vocabulary()
         sizes = vocabulary["stats"]["set_sizes"]
         meta = {
-            "dataset": run.dataset, "preset": run.preset, "seeds": args.seeds, "model": run.model_dir(), "command": command,
+            "dataset": run.dataset, "preset": run.preset, "seeds": args.seeds, "model": run.layout().model_dir(), "command": command,
             "machine": machine_description(), "natural_n": sizes["test_natural"], "balanced_n": sizes["test_balanced"],
         }
         runner = SeedRunner(seeded, data, args)

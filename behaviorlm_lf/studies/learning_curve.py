@@ -85,7 +85,7 @@ def run_curve(run: RunArguments, args: CurveArguments) -> pd.DataFrame:
         started = time.time()
         hp = dataclasses.replace(for_preset(ATuneArguments, run.preset), learning_rate=lr)
         adapter = a_tune(point, first, hp, train_set=subset)
-        report = evaluate(point, run.model_dir(), adapter, "eval")
+        report = evaluate(point, run.layout().model_dir(), adapter, "eval")
         metrics = json.loads((report / "metrics.json").read_text())
         train = json.loads((adapter / "manifest.json").read_text())
         rows.append(
@@ -151,8 +151,8 @@ def learning_curve(run: RunArguments, data: DataArguments, args: CurveArguments,
     frame = run_curve(run, args)
     vocabulary = run.layout().vocabulary()
     meta = {
-        "date": date.today().isoformat(), "machine": machine_description(), "model": run.model_dir(),
-        "model_name": Path(run.model_dir()).name, "dataset": run.dataset, "learning_rate": preset_learning_rate(run.preset),
+        "date": date.today().isoformat(), "machine": machine_description(), "model": run.layout().model_dir(),
+        "model_name": Path(run.layout().model_dir()).name, "dataset": run.dataset, "learning_rate": preset_learning_rate(run.preset),
         "natural_n": vocabulary["stats"]["set_sizes"]["test_natural"], "balanced_n": vocabulary["stats"]["set_sizes"]["test_balanced"],
     }
     write_curve(frame, args.out, command, meta)

@@ -24,6 +24,7 @@ from ..extras.layout import RunLayout
 from ..hparams import ATuneArguments, FirstStageArguments, RunArguments
 from ..lf.registry import AUX_COLUMNS, entry, register
 from ..lf.run import CONFIG_DIR, run_llamafactory
+from ..lf.template import chat_template
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +68,12 @@ def a_tune(run: RunArguments, first: FirstStageArguments, hp: ATuneArguments, tr
     layout = run.layout()
     train_set = train_set or first.first_stage
     layout.require_data(layout.set_file(train_set))
-    model = run.model_dir()
+    model = run.layout().model_dir()
     out = layout.first_stage_dir(first.first_stage)
     aux_name, aux_stats = prepare_aux(layout, first, model, train_set)
     overrides = {
         "model_name_or_path": model,
-        "template": run.chat_template(),
+        "template": chat_template(run.layout()),
         "dataset_dir": layout.dataset_dir,
         "dataset": [layout.set_registry_name(train_set)] + ([aux_name] if aux_name else []),
         "eval_dataset": layout.set_registry_name("valid"),

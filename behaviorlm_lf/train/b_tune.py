@@ -52,6 +52,7 @@ from ..extras.layout import RunLayout
 from ..hparams import BTuneArguments, FirstStageArguments, RunArguments, SelectArguments, for_preset
 from ..lf.registry import entry, register
 from ..lf.run import CONFIG_DIR, run_llamafactory
+from ..lf.template import chat_template
 from .pairs import pair_diagnostics, rank_diagnostics, rejected_candidates
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ VARIANTS = {
 
 def merge_adapter(run: RunArguments, model: str | Path, adapter: Path, out: Path, stage: str) -> Path:
     """``model`` with ``adapter`` folded in (``llamafactory-cli export``), cached in ``out``."""
-    overrides = {"model_name_or_path": Path(model), "adapter_name_or_path": adapter, "template": run.chat_template()}
+    overrides = {"model_name_or_path": Path(model), "adapter_name_or_path": adapter, "template": chat_template(run.layout())}
     inputs = {"model": Path(model), "adapter": adapter / "adapter_model.safetensors", "config": MERGE_CONFIG}
     run_stage(
         stage, out, inputs, {k: str(v) for k, v in overrides.items()},
@@ -91,8 +92,8 @@ def merge_adapter(run: RunArguments, model: str | Path, adapter: Path, out: Path
 
 def merge(run: RunArguments, first: FirstStageArguments) -> Path:
     """The backbone with the first-stage adapter merged in (cached)."""
-    adapter = run.first_stage_adapter(first.first_stage)
-    return merge_adapter(run, run.model_dir(), adapter, run.layout().merged_dir(first.first_stage), "merge")
+    adapter = run.layout().first_stage_adapter(first.first_stage)
+    return merge_adapter(run, run.layout().model_dir(), adapter, run.layout().merged_dir(first.first_stage), "merge")
 
 
 def choose_epoch(scores: list[dict]) -> int:
@@ -159,7 +160,7 @@ def rebuild_pairs(run: RunArguments, first: FirstStageArguments, sel: SelectArgu
         report_group = np.array([next(b["report_group"] for b in vocabulary["behaviors"] if b["name"] == c) for c in candidates])
         records = read_jsonl(samples)
         label = np.array([candidates.index(r["output"]) for r in records])
-        result = CandidateScorer(str(model), template=run.chat_template()).score([r["instruction"] for r in records], candidates)
+        result = CandidateScorer(str(model), template=chat_template(run.layout())).score([r["instruction"] for r in records], candidates)
         rejected = rejected_candidates(result.probs, label, sel.max_pairs_per_rejected)
         pairs = [{"instruction": r["instruction"], "input": "", "chosen": r["output"], "rejected": candidates[k]}
                  for r, k in zip(records, rejected)]
@@ -169,7 +170,7 @@ def rebuild_pairs(run: RunArguments, first: FirstStageArguments, sel: SelectArgu
         return {"pairs": len(pairs), "accuracy_on_selected": float((result.pred == label).mean())}
 
     run_stage(f"sft_dpo_pairs{suffix}", out, inputs, {"max_pairs_per_rejected": sel.max_pairs_per_rejected,
-                                                      "template": run.chat_template()}, build, code=__name__)
+                                                      "template": chat_template(run.layout())}, build, code=__name__)
     set_name = layout.selected_set(first.first_stage, suffix, "sft_pairs")
     write_jsonl(layout.set_file(set_name), read_jsonl(out / "pairs.jsonl"))
     register({layout.set_registry_name(set_name): entry(layout.set_file(set_name), layout.registry, pairs=True)}, layout.registry)
@@ -201,7 +202,7 @@ def b_tune(run: RunArguments, first: FirstStageArguments, sel: SelectArguments, 
         pairs_report = layout.rebuilt_pairs_dir(first.first_stage, suffix) / "diagnostics.json"
     train_sets = [layout.selected_set(first.first_stage, suffix, kind) for kind in variant.train_sets]
     out = layout.b_tune_dir(first.first_stage, suffix, hp.variant)
-    template = run.chat_template()
+    template = chat_template(run.layout())
     overrides = {
         "model_name_or_path": base,
         "template": template,

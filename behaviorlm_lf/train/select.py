@@ -45,6 +45,7 @@ from ..extras.fileio import atomic_output, read_jsonl, write_json, write_jsonl
 from ..extras.layout import RunLayout
 from ..hparams import FirstStageArguments, RunArguments, SelectArguments
 from ..lf.registry import entry, register
+from ..lf.template import chat_template
 from .pairs import pair_diagnostics, rank_diagnostics, rejected_candidates
 
 logger = logging.getLogger(__name__)
@@ -108,8 +109,8 @@ def score_pool(run: RunArguments, first: FirstStageArguments, embed: str = "samp
     from ..model.scorer import CandidateScorer
 
     layout = run.layout()
-    adapter = run.first_stage_adapter(first.first_stage)
-    model = run.model_dir()
+    adapter = run.layout().first_stage_adapter(first.first_stage)
+    model = run.layout().model_dir()
     inputs = {
         "pool": layout.set_file("pool"),
         "pool_structure": layout.set_file("pool", ".parquet"),
@@ -123,13 +124,13 @@ def score_pool(run: RunArguments, first: FirstStageArguments, embed: str = "samp
         candidates = layout.vocabulary()["candidates"]
         pool = read_jsonl(layout.set_file("pool"))
         spans = pd.read_parquet(layout.set_file("pool", ".parquet"), columns=["sample_spans"])["sample_spans"]
-        scorer = CandidateScorer(model, adapter_dir=adapter, template=run.chat_template())
+        scorer = CandidateScorer(model, adapter_dir=adapter, template=chat_template(run.layout()))
         result = scorer.score([r["instruction"] for r in pool], candidates, embed=embed, spans=[list(s) for s in spans])
         np.savez(tmp / "scores.npz", logprobs=result.logprobs, embeddings=result.embeddings)
         label = np.array([candidates.index(r["output"]) for r in pool])
         return {"scored": len(pool), "pool_accuracy": float((result.pred == label).mean()), "bf16": scorer.bf16}
 
-    run_stage("score_pool", out, inputs, {"template": run.chat_template(), "embed": embed}, build, code=__name__)
+    run_stage("score_pool", out, inputs, {"template": chat_template(run.layout()), "embed": embed}, build, code=__name__)
     return out
 
 
