@@ -1,7 +1,7 @@
 """Where everything of a run lives: the one place that joins a path or a registry name.
 
 A run is a data set (converted with a seed), a preset and optionally a named
-sub-run (the benchmark gives each table row its own). Under ``root`` (the folder
+sub-run (the benchmark's rows that need a first stage of their own). Under ``root`` (the folder
 the commands run in):
 
     dataset_info.json                     LlamaFactory's registry (the YAMLs' dataset_dir is the root); the

@@ -11,10 +11,13 @@ A-Tuning = full fine-tuning followed by the same B-Tuning, and the confusion ter
 as printed), Fig. 5's first stages (all behaviors, anchors, medium + tail), the F
 sweep (Fig. 3b), and the epsilon (Table 5) and anchor threshold (Table 6) sweeps.
 
-Each seed converts the data with that seed (another user split) and runs every
-row in its own sub-run; rows that share a stage share its output (the stage
-cache), so an interrupted benchmark resumes where it stopped, and the report is
-rewritten after every row. ``reports/benchmark/<dataset>/<preset>/results.md``
+The rows are data (:data:`LLM_ROWS`, :data:`ABLATION_ROWS`, :func:`sweep_rows`:
+a sub-run, the model evaluated and the changes to the first stage, selection,
+variant and data), read by one executor (:meth:`SeedRunner.run_row`), so an
+ablation is one line. Each seed converts the data with that seed (another user
+split); rows that share a stage share its output (the stage cache), BehaviorLM's
+row is the run `make demo` trains, an interrupted benchmark resumes where it
+stopped, and the report is rewritten after every row. ``reports/benchmark/<dataset>/<preset>/results.md``
 opens with the paper's claims checked against paired bootstrap intervals, then
 every table with 95% intervals, the stage times and the figures.
 """
@@ -26,6 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -55,9 +59,59 @@ from ..train.select import select
 logger = logging.getLogger(__name__)
 
 BASELINES = {"Popularity": "popularity", "Context popularity": "context", "Markov": "markov", "SASRec": "sasrec", "BERT4Rec": "bert4rec"}
-MAIN_ROWS = [*BASELINES, "LLM-NT", "Full fine-tuning", "BehaviorLM"]
-ABLATIONS = ["w/o aux", "w/o DDS", "w/o KMeans", "w/o DPO", "w/o A-Tuning", "Confusion term as printed (eq. 2)"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of the tables that an LLM fills: which model of which sub-run, trained with which changes.
+
+    ``sub_run`` "" is the run `make demo` trains, so the BehaviorLM row reuses the demo's stages and the demo reuses
+    the benchmark's. ``first``, ``selection`` and ``data`` change the benchmark's first stage (``--aux``), the preset's
+    selection and the data stage; ``variant`` the preset's B-Tuning variant; ``model`` is the model evaluated
+    (``base``, ``a_tune`` or ``b_tune``, as ``behaviorlm eval --run``). Rows whose settings resolve to the same ones
+    are one model: the report of the first is reused.
+    """
+
+    name: str
+    sub_run: str = ""
+    model: str = "b_tune"
+    first: dict = field(default_factory=dict)
+    selection: dict = field(default_factory=dict)
+    variant: str | None = None
+    data: dict = field(default_factory=dict)
+
+
+ALL_BEHAVIORS = {"first_stage": "all_train", "epsilon": 0.0}  # TALLRec-style full fine-tuning: no auxiliary corpus
+LLM_ROWS = [
+    Row("LLM-NT", "LLM-NT", model="base"),
+    Row("Full fine-tuning", "Full_fine-tuning", model="a_tune", first=ALL_BEHAVIORS),
+    Row("BehaviorLM"),
+]
+ABLATION_ROWS = [
+    Row("w/o aux", "wo_aux", first={"epsilon": 0.0}),
+    Row("w/o DDS", selection={"strategy": "random"}),
+    Row("w/o KMeans", selection={"strategy": "topk"}),
+    Row("w/o DPO", variant="sft"),
+    # section 4.4: fine-tune on all behaviors, then the same B-Tuning from that model (its pool scores, its reference)
+    Row("w/o A-Tuning", "Full_fine-tuning", first=ALL_BEHAVIORS),
+    Row("Confusion term as printed (eq. 2)", selection={"confusion": "literal"}),
+    Row("Tail-first stage", first={"first_stage": "tail_train"}),
+]
+MAIN_ROWS = [*BASELINES, *(row.name for row in LLM_ROWS)]
+ABLATIONS = [row.name for row in ABLATION_ROWS[:6]]
 FIG5 = {"all behaviors": "w/o A-Tuning", "anchor behaviors": "BehaviorLM", "medium + tail behaviors": "Tail-first stage"}
+
+
+def sweep_rows(args: BenchmarkArguments) -> list[Row]:
+    """The F (Fig. 3b), epsilon (Table 5) and anchor threshold (Table 6) sweeps; each epsilon trains its own first
+    stage, so it has its own sub-run."""
+    return (
+        [Row(f"F={f}", selection={"per_class": f}) for f in args.f_values]
+        + [Row(f"epsilon={e:g}", slug(f"epsilon={e:g}"), first={"epsilon": e}) for e in args.epsilons]
+        + [Row(f"anchor threshold={t:.1%}", data={"anchor_threshold": t}) for t in args.thresholds]
+    )
+
+
 CHECKS = [
     ("BehaviorLM Tail above full fine-tuning", "BehaviorLM", "Full fine-tuning", "tail", 0.0),
     ("BehaviorLM Head within 2 points of full fine-tuning (not more than 2 points below)", "BehaviorLM", "Full fine-tuning", "head", 0.02),
@@ -71,12 +125,12 @@ def slug(row: str) -> str:
 
 
 class SeedRunner:
-    """Runs the rows of one seed, each in its own sub-run, and records stage wall times."""
+    """Runs the rows of one seed, each in its sub-run, and records stage wall times."""
 
     def __init__(self, run: RunArguments, data: DataArguments, args: BenchmarkArguments):
         self.run, self.data, self.args = run, data, args
-        self.sel = for_preset(SelectArguments, run.preset)
         self.times: list[dict] = []
+        self.done: dict[str, Path] = {}  # a model's resolved settings -> its report
 
     def timed(self, row: str, stage: str, fn: Callable, *args, **kwargs):
         """Run a stage; record its wall time and memory peaks: resident memory (this process so far, or the
@@ -99,77 +153,42 @@ class SeedRunner:
         self.times.append(record)
         return result
 
-    def sub(self, sub_run: str, **changes) -> RunArguments:
-        return dataclasses.replace(self.run, sub_run=sub_run, **changes)
-
-    def first_stage(self, **changes) -> FirstStageArguments:
-        """A first stage of this benchmark: the rows that mix in an auxiliary corpus all use ``--aux``."""
-        return FirstStageArguments(aux=self.args.aux, **changes)
-
-    def evaluate(self, row: str, run: RunArguments, model: str, adapter: Path | None) -> Path:
-        return self.timed(row, "eval", evaluate, run, model, adapter, slug(row))
-
-    def behaviorlm(
-        self, row: str, run: RunArguments, first: FirstStageArguments, sel: SelectArguments | None = None, variant: str | None = None
-    ) -> Path:
-        """First stage, selection and B-Tuning (the preset's variant, or ``variant``) in ``run``; returns the report."""
-        sel = sel or self.sel
-        hp = for_preset(BTuneArguments, run.preset, **({"variant": variant} if variant else {}))
-        self.timed(row, "first stage", a_tune, run, first, for_preset(ATuneArguments, run.preset))
-        self.timed(row, "select", select, run, first, sel)
-        self.timed(row, "b_tune", b_tune, run, first, sel, hp)
-        model, adapter = run.layout().trained_model("b_tune", first.first_stage, sel.suffix(), hp.variant)
-        return self.evaluate(row, run, model, adapter)
-
     def wanted(self, row: str) -> bool:
         return not self.args.only or row in self.args.only
 
+    def run_row(self, row: Row) -> Path:
+        """Train what ``row``'s model needs (each stage cached) and evaluate it; returns its report folder."""
+        preset = self.run.preset
+        data = dataclasses.replace(self.data, **row.data)
+        run = dataclasses.replace(self.run, sub_run=row.sub_run)
+        if data != self.data:  # another data stage: its own data set name
+            run = dataclasses.replace(run, dataset=f"{self.run.dataset}-thr{data.anchor_threshold:g}")
+            data = dataclasses.replace(data, source=self.data.source or self.run.dataset)
+        first = for_preset(FirstStageArguments, preset, **({"aux": self.args.aux} | row.first))
+        sel = for_preset(SelectArguments, preset, **row.selection)
+        hp = for_preset(BTuneArguments, preset, **({"variant": row.variant} if row.variant else {}))
+        key = repr((row.model, data.anchor_threshold, first, *((sel, hp) if row.model == "b_tune" else ())))
+        if key in self.done:
+            return self.done[key]
+        if data != self.data:
+            self.timed(row.name, "data", convert, run, data)
+        if row.model != "base":
+            self.timed(row.name, "first stage", a_tune, run, first, for_preset(ATuneArguments, preset))
+        if row.model == "b_tune":
+            self.timed(row.name, "select", select, run, first, sel)
+            self.timed(row.name, "b_tune", b_tune, run, first, sel, hp)
+        model, adapter = run.layout().trained_model(row.model, first.first_stage, sel.suffix(), hp.variant)
+        self.done[key] = self.timed(row.name, "eval", evaluate, run, model, adapter, adapter.name if adapter else "base")
+        return self.done[key]
+
     def rows(self):
-        """Yields (row, report folder) in the order of the report; a sweep point equal to a row reuses its report."""
+        """Yields (row, report folder) in the order of the report."""
         for row, method in BASELINES.items():
             if method in self.args.baselines and self.wanted(row):
                 yield row, self.timed(row, "fit+eval", run_baseline, self.run, BaselineArguments(method=method))
-        base = self.sub("LLM-NT")
-        if self.wanted("LLM-NT"):
-            yield "LLM-NT", self.evaluate("LLM-NT", base, base.layout().model_dir(), None)
-        full = self.sub("Full_fine-tuning")
-        full_first = self.first_stage(first_stage="all_train", epsilon=0.0)  # TALLRec-style: no auxiliary corpus
-        if self.wanted("Full fine-tuning"):
-            adapter = self.timed("Full fine-tuning", "first stage", a_tune, full, full_first, for_preset(ATuneArguments, full.preset))
-            yield "Full fine-tuning", self.evaluate("Full fine-tuning", full, full.layout().model_dir(), adapter)
-        if not self.wanted("BehaviorLM"):
-            return
-        blm, anchors = self.sub("BehaviorLM"), self.first_stage()
-        behaviorlm = self.behaviorlm("BehaviorLM", blm, anchors)
-        yield "BehaviorLM", behaviorlm
-        if self.args.rows == "main":
-            return
-        without_aux = self.behaviorlm("w/o aux", self.sub("wo_aux"), self.first_stage(epsilon=0.0))
-        yield "w/o aux", without_aux
-        yield "w/o DDS", self.behaviorlm("w/o DDS", blm, anchors, dataclasses.replace(self.sel, strategy="random"))
-        yield "w/o KMeans", self.behaviorlm("w/o KMeans", blm, anchors, dataclasses.replace(self.sel, strategy="topk"))
-        yield "w/o DPO", self.behaviorlm("w/o DPO", blm, anchors, variant="sft")
-        # section 4.4: fine-tune on all behaviors, then the same B-Tuning from that model (its pool scores, its reference)
-        yield "w/o A-Tuning", self.behaviorlm("w/o A-Tuning", full, full_first)
-        row = "Confusion term as printed (eq. 2)"
-        yield row, self.behaviorlm(row, blm, anchors, dataclasses.replace(self.sel, confusion="literal"))
-        yield "Tail-first stage", self.behaviorlm("Tail-first stage", blm, self.first_stage(first_stage="tail_train"))
-        for f in self.args.f_values:
-            same = f == self.sel.per_class
-            yield f"F={f}", behaviorlm if same else self.behaviorlm(f"F={f}", blm, anchors, dataclasses.replace(self.sel, per_class=f))
-        for epsilon in self.args.epsilons:
-            row = f"epsilon={epsilon:g}"
-            known = {anchors.epsilon: behaviorlm, 0.0: without_aux}
-            yield row, known[epsilon] if epsilon in known else self.behaviorlm(row, self.sub(slug(row)), self.first_stage(epsilon=epsilon))
-        for threshold in self.args.thresholds:
-            row = f"anchor threshold={threshold:.1%}"
-            if threshold == self.data.anchor_threshold:
-                yield row, behaviorlm
-                continue
-            thresholded = dataclasses.replace(self.run, dataset=f"{self.run.dataset}-thr{threshold:g}", sub_run="BehaviorLM")
-            data = dataclasses.replace(self.data, source=self.data.source or self.run.dataset, anchor_threshold=threshold)
-            self.timed(row, "data", convert, thresholded, data)
-            yield row, self.behaviorlm(row, thresholded, anchors)
+        for row in LLM_ROWS if self.args.rows == "main" else LLM_ROWS + ABLATION_ROWS + sweep_rows(self.args):
+            if self.wanted(row.name):
+                yield row.name, self.run_row(row)
 
 
 def main_rows(args: BenchmarkArguments) -> list[str]:

@@ -81,10 +81,9 @@ def gpu_bench(run: RunArguments, data: DataArguments, bench: BenchmarkArguments,
     measured = pd.concat([pd.read_csv(results_dir(run, part) / "stage_times.csv") for part in parts])
     out = benchmark(run, data, bench, command, measured=measured)
     done = f"{out / 'results.md'} ({time.time() - started:.0f} s, device {torch.cuda.get_device_name(0) if args.device == 'cuda' else 'cpu'})"
-    if args.study:  # the benchmark's BehaviorLM row is the study's first stage and selection
-        behaviorlm = dataclasses.replace(run, sub_run="BehaviorLM")
-        folder = study(behaviorlm, data, FirstStageArguments(aux=bench.aux), for_preset(SelectArguments, run.preset), StudyArguments(baselines=[]),
-                       command)
+    if args.study:  # the benchmark's BehaviorLM row (the root run) is the study's first stage and selection
+        folder = study(run, data, for_preset(FirstStageArguments, run.preset, aux=bench.aux), for_preset(SelectArguments, run.preset),
+                       StudyArguments(baselines=[]), command)
         done += f"\n{folder / 'study.md'} ({time.time() - started:.0f} s in all)"
     return done
 
