@@ -27,6 +27,8 @@ FIRST_FLAGS  = $(call opt,--first-stage,$(FIRST_STAGE)) $(call opt,--epsilon,$(E
 SELECT_FLAGS = $(call opt,--per-class,$(F)) $(call opt,--strategy,$(STRATEGY)) $(call opt,--confusion,$(CONFUSION))
 MODEL_FLAGS  = $(FIRST_FLAGS) $(SELECT_FLAGS) $(call opt,--variant,$(VARIANT))
 DEFAULT_MODEL = $(if $(filter smoke,$(PRESET)),tiny,default)
+# COLUMNS only from the command line: shells and pytest export COLUMNS as the terminal's width
+COLUMN_FLAG = $(if $(filter command line,$(origin COLUMNS)),$(COLUMNS))
 
 .PHONY: setup models data a-tune select b-tune b-tune-study report demo eval baseline benchmark learning-curve test bench bench-train bench-score gpu-kit gpu-bench clean
 
@@ -43,8 +45,8 @@ $(STAMP): pyproject.toml
 models: $(STAMP)
 	$(BIN)/behaviorlm models --which $(DEFAULT_MODEL)
 
-data: $(STAMP)
-	$(BIN)/behaviorlm data $(RUN_FLAGS) $(call opt,--source,$(SOURCE)) $(call opt,--columns,$(COLUMNS))
+data: models
+	$(BIN)/behaviorlm data $(RUN_FLAGS) $(call opt,--source,$(SOURCE)) $(call opt,--columns,$(COLUMN_FLAG))
 
 a-tune: models data
 	$(BIN)/behaviorlm a-tune $(RUN_FLAGS) $(FIRST_FLAGS)

@@ -113,6 +113,21 @@ def test_a_folder_an_unknown_source_and_an_escaping_name(tmp_path):
     assert not (tmp_path / "escaped").exists()
 
 
+def test_columns_are_for_an_event_file_and_the_terminal_width_is_not_a_column_map(tmp_path):
+    """`--columns 80` is what the environment's COLUMNS (the terminal width) once passed through the Makefile: the
+    built-in data set silently took it into its cache identity. It is refused, and make passes COLUMNS only when it is
+    given on make's command line."""
+    one_line_error(cli("data", "--preset", "smoke", "--columns", "80", cwd=tmp_path), "--columns", "KEY=COLUMN")
+    one_line_error(cli("data", "--preset", "smoke", "--columns", "user=uid", cwd=tmp_path), "--columns", "event file")
+    assert not (tmp_path / "data").exists()
+    repo = Path(__file__).resolve().parents[1]
+    dry = ["make", "-n", "-B", "data", "PRESET=smoke"]
+    from_env = subprocess.run(dry, cwd=repo, capture_output=True, text=True, check=True, env={**os.environ, "COLUMNS": "80"})
+    assert "--columns" not in from_env.stdout
+    given = subprocess.run([*dry, "COLUMNS=user=uid"], cwd=repo, capture_output=True, text=True, check=True)
+    assert "--columns user=uid" in given.stdout
+
+
 @pytest.mark.parametrize(("flag", "value"), [("--name", "ABSOLUTE"), ("--name", "../../x"), ("--sub_run", "../x"), ("--sub_run", "a/b")])
 def test_a_report_or_sub_run_name_outside_its_root_is_refused_and_nothing_is_touched(tmp_path, flag, value):
     """`eval --name /some/folder` once emptied that folder and wrote the report there."""

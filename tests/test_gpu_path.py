@@ -214,8 +214,8 @@ def test_gpu_bench_fails_fast_without_a_gpu_and_runs_at_smoke_size_on_cpu(tmp_pa
         assert (reports / part / "results.md").is_file() and (reports / f"{part}.log").is_file()
     times = pd.read_csv(reports / "smoke" / "stage_times.csv")
     assert times.loc[(times["row"] == "BehaviorLM") & (times["stage"] == "b_tune"), "seconds"].item() > 1
-    # STUDY=1: every other variant from the BehaviorLM row's own first stage and selection
-    study = (tmp_path / "reports" / "default" / "smoke" / "BehaviorLM" / "b_tune_study" / "study.md").read_text()
+    # STUDY=1: every other variant from the BehaviorLM row's first stage and selection (the root run, as make demo)
+    study = (tmp_path / "reports" / "default" / "smoke" / "b_tune_study" / "study.md").read_text()
     assert all(f"| {row} |" in study for row in ("dpo (the paper's)", "dpo_nll", "sft", "sft_replay", "sft_dpo"))
     assert "Best on validation" in study
     # A-Tuning mixes in the shared alpaca corpus where there is one (the kit's data where the kit was built, as the
@@ -226,5 +226,5 @@ def test_gpu_bench_fails_fast_without_a_gpu_and_runs_at_smoke_size_on_cpu(tmp_pa
 
     kit_data = REPO_ROOT / KIT / "data"
     alpaca = (kit_data if kit_data.is_dir() else shared_data(tmp_path)) / ALPACA
-    a_tune = json.loads((tmp_path / "saves" / "default" / "smoke" / "BehaviorLM" / "a_tune" / "manifest.json").read_text())
+    a_tune = json.loads((tmp_path / "saves" / "default" / "smoke" / "a_tune" / "manifest.json").read_text())
     assert a_tune["result"]["aux"]["corpus"] == str(alpaca if alpaca.is_file() else BUILTIN_CORPUS)

@@ -170,6 +170,9 @@ def convert(run: RunArguments, data: DataArguments) -> Path:
     source = source_of(run, data)
     config = sample_config(source, data, run.seed)
     inputs = {"templates": TEMPLATE_DIR}
+    parse_columns(data.columns)  # checked before anything runs
+    if data.columns and source in (SIMULATED, *KNOWN_SOURCES):
+        raise UserError(f"--columns {data.columns!r} maps the columns of an event file (--source); {source} has its own reader")
     if source not in (SIMULATED, *KNOWN_SOURCES):
         inputs["events"] = check_file_source(source)
     elif source in KNOWN_SOURCES:
