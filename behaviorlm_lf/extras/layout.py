@@ -58,11 +58,21 @@ def check_model_folder(folder: Path, flag: str = "--model") -> Path:
 
 
 
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
 def check_adapter_folder(folder: Path, flag: str = "--adapter") -> Path:
     """``folder`` if it holds a LoRA adapter (``adapter_model.safetensors``, as a-tune and b-tune write), else one line."""
-    if not (Path(folder) / "adapter_model.safetensors").is_file():
-        raise UserError(f"{flag} {folder}: no LoRA adapter there (adapter_model.safetensors, which a-tune and b-tune write)")
+    if not (Path(folder) / ADAPTER_WEIGHTS).is_file():
+        raise UserError(f"{flag} {folder}: no LoRA adapter there ({ADAPTER_WEIGHTS}, which a-tune and b-tune write)")
     return Path(folder)
+
+
+def _trained(adapter: Path, stage: str, command: str) -> Path:
+    """``adapter``, a folder a stage of the run trains, or the error naming that stage and the command that runs it."""
+    if not (adapter / ADAPTER_WEIGHTS).is_file():
+        raise MissingStageError(stage, adapter, command)
+    return adapter
 
 def _check(first_stage: str) -> str:
     if first_stage not in FIRST_STAGES:
@@ -218,11 +228,8 @@ class RunLayout:
 
     def first_stage_adapter(self, first_stage: str = "anchor_train") -> Path:
         """The first stage's adapter folder, or the error that says how to train it."""
-        adapter = self.first_stage_dir(first_stage)
-        if not (adapter / "adapter_model.safetensors").is_file():
-            raise MissingStageError(f"the first stage ({first_stage})", adapter,
-                                    f"behaviorlm a-tune --dataset {self.dataset} --preset {self.preset} --first-stage {first_stage}")
-        return adapter
+        return _trained(self.first_stage_dir(first_stage), f"the first stage ({first_stage})",
+                        f"behaviorlm a-tune --dataset {self.dataset} --preset {self.preset} --first-stage {first_stage}")
 
     def trained_model(
         self, which: str, first_stage: str = "anchor_train", selection_suffix: str = "", variant: str = "dpo"
@@ -234,11 +241,9 @@ class RunLayout:
         if which == "a_tune":
             return self.model_dir(), self.first_stage_adapter(first_stage)
         if which == "b_tune":
-            adapter = self.b_tune_dir(first_stage, selection_suffix, variant)
-            if not (adapter / "adapter_model.safetensors").is_file():
-                raise MissingStageError(f"B-Tuning ({variant})", adapter,
-                                        f"behaviorlm b-tune --dataset {self.dataset} --preset {self.preset} --first-stage {first_stage} "
-                                        f"--variant {variant} and the selection flags the model was selected with")
+            adapter = _trained(self.b_tune_dir(first_stage, selection_suffix, variant), f"B-Tuning ({variant})",
+                               f"behaviorlm b-tune --dataset {self.dataset} --preset {self.preset} --first-stage {first_stage} "
+                               f"--variant {variant} and the selection flags the model was selected with")
             return str(self.b_tune_base_dir(first_stage, selection_suffix, variant)), adapter
         raise UserError(f"unknown model {which!r}: choose one of {MODELS_OF_A_RUN} or pass --model/--adapter")
 
