@@ -4,7 +4,7 @@
 
 Evaluates the run's A-tuned model and its B-tuned model (the preset's second-stage
 variant, or ``--variant``) and the popularity, Markov and SASRec baselines (fit on
-the whole training split) on the same test sets, then writes
+the whole training split) on the same test sets (its rows: :func:`.rows.demo_rows`), then writes
 ``reports/<data>/<preset>/summary/``:
 ``summary.md`` and ``summary.csv`` (one row per model: the six metrics, each with
 its 95% bootstrap interval as ``<metric>_lo``/``<metric>_hi``), the paired
@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 
 from ..extras.fileio import atomic_output
-from ..hparams import BaselineArguments, BTuneArguments, FirstStageArguments, RunArguments, SelectArguments
+from ..hparams import BTuneArguments, FirstStageArguments, RunArguments, SelectArguments
 from .metrics import PAPER_METRICS, interval, paired_difference
+from .rows import A_TUNED, behaviorlm_row, demo_rows, evaluate_row
 
 logger = logging.getLogger(__name__)
 
@@ -138,14 +139,6 @@ def collapse_lines(rows: dict[str, Sequence[Path]], share: float = 0.9) -> list[
     return lines
 
 
-A_TUNED = "A-tuned"
-
-
-def behaviorlm_row(variant: str) -> str:
-    """The B-tuned model's row name, which says the second stage it ran."""
-    return f"B-tuned (BehaviorLM, {variant})"
-
-
 def demo_checks(behaviorlm: str) -> list[tuple[str, str, str, str, float]]:
     """What the demo is for: the B-tuned model against the sequence baselines, and what B-Tuning adds to A-Tuning."""
     return [
@@ -212,18 +205,11 @@ def write_summary(
 def report(run: RunArguments, first: FirstStageArguments, sel: SelectArguments, hp: BTuneArguments) -> Path:
     """Evaluate the run's A- and B-tuned models and the baselines; write the summary; returns its folder."""
     from ..extras.hardware import machine_description
-    from .baselines import run_baseline
-    from .evaluate import evaluate
-
     layout = run.layout()
     behaviorlm = behaviorlm_row(hp.variant)
-    rows = {}
-    for name, which in ((A_TUNED, "a_tune"), (behaviorlm, "b_tune")):
-        model, adapter = run.layout().trained_model(which, first.first_stage, sel.suffix(), hp.variant)
-        rows[name] = [evaluate(run, model, adapter, which if which != "b_tune" else adapter.name)]
-    llm_rows = dict(rows)
-    for name, method in (("Popularity", "popularity"), ("Markov", "markov"), ("SASRec", "sasrec")):
-        rows[name] = [run_baseline(run, BaselineArguments(method=method))]
+    table = demo_rows(hp.variant)
+    rows = {row.name: [evaluate_row(run, row, first, sel, hp)] for row in table}
+    llm_rows = {row.name: rows[row.name] for row in table if not row.is_baseline}
     vocabulary = layout.vocabulary()
     sizes = vocabulary["stats"]["set_sizes"]
     _, adapter = run.layout().trained_model("b_tune", first.first_stage, sel.suffix(), hp.variant)

@@ -27,7 +27,8 @@ from ..data.convert import convert
 from ..eval.baselines import run_baseline
 from ..eval.evaluate import VALIDATION_SETS, evaluate
 from ..eval.metrics import PAPER_METRICS
-from ..eval.report import A_TUNED, cell, difference_table, summary_frame
+from ..eval.report import cell, difference_table, summary_frame
+from ..eval.rows import A_TUNED
 from ..extras.fileio import atomic_output
 from ..extras.hardware import machine_description
 from ..hparams import (

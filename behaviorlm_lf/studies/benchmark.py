@@ -11,10 +11,11 @@ A-Tuning = full fine-tuning followed by the same B-Tuning, and the confusion ter
 as printed), Fig. 5's first stages (all behaviors, anchors, medium + tail), the F
 sweep (Fig. 3b), and the epsilon (Table 5) and anchor threshold (Table 6) sweeps.
 
-The rows are data (:data:`LLM_ROWS`, :data:`ABLATION_ROWS`, :func:`sweep_rows`:
-a sub-run, the model evaluated and the changes to the first stage, selection,
-variant and data), read by one executor (:meth:`SeedRunner.run_row`), so an
-ablation is one line. Each seed converts the data with that seed (another user
+The rows are data (:class:`behaviorlm_lf.eval.rows.Row`: the model evaluated, a
+sub-run and the changes to the first stage, selection, variant and data; the
+demo's report declares its rows the same way), here :data:`BASELINE_ROWS`,
+:data:`LLM_ROWS`, :data:`ABLATION_ROWS` and :func:`sweep_rows`, read by one
+executor (:meth:`SeedRunner.run_row`), so an ablation is one line. Each seed converts the data with that seed (another user
 split); rows that share a stage share its output (the stage cache), BehaviorLM's
 row is the run `make demo` trains, an interrupted benchmark resumes where it
 stopped, and the report is rewritten after every row. ``reports/benchmark/<dataset>/<preset>/results.md``
@@ -29,21 +30,18 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from ..data.convert import convert
-from ..eval.baselines import run_baseline
-from ..eval.evaluate import evaluate
 from ..eval.report import claims_lines, difference_table, markdown_table, summary_frame, write_figures
+from ..eval.rows import BASELINE_ROWS, Row, evaluate_row
 from ..extras.errors import UserError
 from ..extras.fileio import atomic_output
 from ..extras.hardware import machine_description
 from ..hparams import (
     ATuneArguments,
-    BaselineArguments,
     BenchmarkArguments,
     BTuneArguments,
     DataArguments,
@@ -57,29 +55,6 @@ from ..train.b_tune import b_tune
 from ..train.select import select
 
 logger = logging.getLogger(__name__)
-
-BASELINES = {"Popularity": "popularity", "Context popularity": "context", "Markov": "markov", "SASRec": "sasrec", "BERT4Rec": "bert4rec"}
-
-
-@dataclass(frozen=True)
-class Row:
-    """A row of the tables that an LLM fills: which model of which sub-run, trained with which changes.
-
-    ``sub_run`` "" is the run `make demo` trains, so the BehaviorLM row reuses the demo's stages and the demo reuses
-    the benchmark's. ``first``, ``selection`` and ``data`` change the benchmark's first stage (``--aux``), the preset's
-    selection and the data stage; ``variant`` the preset's B-Tuning variant; ``model`` is the model evaluated
-    (``base``, ``a_tune`` or ``b_tune``, as ``behaviorlm eval --run``). Rows whose settings resolve to the same ones
-    are one model: the report of the first is reused.
-    """
-
-    name: str
-    sub_run: str = ""
-    model: str = "b_tune"
-    first: dict = field(default_factory=dict)
-    selection: dict = field(default_factory=dict)
-    variant: str | None = None
-    data: dict = field(default_factory=dict)
-
 
 ALL_BEHAVIORS = {"first_stage": "all_train", "epsilon": 0.0}  # TALLRec-style full fine-tuning: no auxiliary corpus
 LLM_ROWS = [
@@ -97,7 +72,7 @@ ABLATION_ROWS = [
     Row("Confusion term as printed (eq. 2)", selection={"confusion": "literal"}),
 ]
 TAIL_FIRST = Row("Tail-first stage", first={"first_stage": "tail_train"})  # Fig. 5's third first stage
-MAIN_ROWS = [*BASELINES, *(row.name for row in LLM_ROWS)]
+MAIN_ROWS = [row.name for row in (*BASELINE_ROWS, *LLM_ROWS)]
 ABLATIONS = [row.name for row in ABLATION_ROWS]
 FIG5 = {"all behaviors": "w/o A-Tuning", "anchor behaviors": "BehaviorLM", "medium + tail behaviors": "Tail-first stage"}
 
@@ -158,41 +133,39 @@ class SeedRunner:
 
     def run_row(self, row: Row) -> Path:
         """Train what ``row``'s model needs (each stage cached) and evaluate it; returns its report folder."""
+        if row.is_baseline:
+            return self.timed(row.name, "fit+eval", evaluate_row, self.run, row)
         preset = self.run.preset
         data = dataclasses.replace(self.data, **row.data)
         run = dataclasses.replace(self.run, sub_run=row.sub_run)
-        if data != self.data:  # another data stage: its own data set name
-            run = dataclasses.replace(run, dataset=f"{self.run.dataset}-thr{data.anchor_threshold:g}")
-            data = dataclasses.replace(data, source=self.data.source or self.run.dataset)
         first = for_preset(FirstStageArguments, preset, **({"aux": self.args.aux} | row.first))
         sel = for_preset(SelectArguments, preset, **row.selection)
         hp = for_preset(BTuneArguments, preset, **({"variant": row.variant} if row.variant else {}))
         key = repr((row.model, data.anchor_threshold, first, *((sel, hp) if row.model == "b_tune" else ())))
         if key in self.done:
             return self.done[key]
-        if data != self.data:
-            self.timed(row.name, "data", convert, run, data)
+        if data != self.data:  # another data stage: its own data set name
+            run = dataclasses.replace(run, dataset=f"{self.run.dataset}-thr{data.anchor_threshold:g}")
+            self.timed(row.name, "data", convert, run, dataclasses.replace(data, source=self.data.source or self.run.dataset))
         if row.model != "base":
             self.timed(row.name, "first stage", a_tune, run, first, for_preset(ATuneArguments, preset))
         if row.model == "b_tune":
             self.timed(row.name, "select", select, run, first, sel)
             self.timed(row.name, "b_tune", b_tune, run, first, sel, hp)
-        model, adapter = run.layout().trained_model(row.model, first.first_stage, sel.suffix(), hp.variant)
-        self.done[key] = self.timed(row.name, "eval", evaluate, run, model, adapter, adapter.name if adapter else "base")
+        self.done[key] = self.timed(row.name, "eval", evaluate_row, run, row, first, sel, hp)
         return self.done[key]
 
     def rows(self):
         """Yields (row, report folder) in the order of the report."""
-        for row, method in BASELINES.items():
-            if method in self.args.baselines and self.wanted(row):
-                yield row, self.timed(row, "fit+eval", run_baseline, self.run, BaselineArguments(method=method))
-        for row in LLM_ROWS if self.args.rows == "main" else [*LLM_ROWS, *ABLATION_ROWS, TAIL_FIRST, *sweep_rows(self.args)]:
+        baselines = [row for row in BASELINE_ROWS if row.model in self.args.baselines]
+        llms = LLM_ROWS if self.args.rows == "main" else [*LLM_ROWS, *ABLATION_ROWS, TAIL_FIRST, *sweep_rows(self.args)]
+        for row in (*baselines, *llms):
             if self.wanted(row.name):
                 yield row.name, self.run_row(row)
 
 
 def main_rows(args: BenchmarkArguments) -> list[str]:
-    rows = [row for row, method in BASELINES.items() if method in args.baselines] + MAIN_ROWS[len(BASELINES):]
+    rows = [row.name for row in (*BASELINE_ROWS, *LLM_ROWS) if not row.is_baseline or row.model in args.baselines]
     return [row for row in rows if row in args.only] if args.only else rows
 
 
