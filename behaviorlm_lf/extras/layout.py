@@ -196,6 +196,18 @@ class RunLayout:
             return self.merged_dir(first_stage)
         return self.b_tune_dir(first_stage, selection_suffix, "sft").with_name(f"{_prefix(first_stage)}b_tune_sft{selection_suffix}_merged")
 
+    def selection_done(self, first_stage: str, selection: Selection, selection_suffix: str) -> Path:
+        """The selection's folder once `select` has finished it, or the error naming the command with its flags."""
+        folder = self.select_dir(first_stage, selection_suffix)
+        if not (folder / "diagnostics.json").is_file():
+            raise MissingStageError(
+                f"the selection{selection_suffix}", folder,
+                f"behaviorlm select --dataset {self.dataset} --preset {self.preset} --first-stage {first_stage} "
+                f"--strategy {selection.strategy} --per-class {selection.per_class} --confusion {selection.confusion}"
+                + (f" --max_pairs_per_rejected {selection.max_pairs_per_rejected}" if selection.max_pairs_per_rejected else ""),
+            )
+        return folder
+
     def rebuilt_pairs_dir(self, first_stage: str, selection_suffix: str) -> Path:
         """``sft_dpo``'s pairs: the selected samples scored by the sft variant, each against its own wrong answer."""
         return self.run_dir / f"{_prefix(first_stage)}b_tune_sft{selection_suffix}_pairs"

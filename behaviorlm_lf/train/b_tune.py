@@ -45,7 +45,6 @@ import numpy as np
 
 from ..eval.metrics import REPORT_GROUPS, compute_metrics
 from ..extras.cache import run_stage
-from ..extras.errors import MissingStageError
 from ..extras.fileio import read_jsonl, write_json, write_jsonl
 from ..extras.hardware import model_training_settings
 from ..extras.layout import RunLayout
@@ -182,17 +181,8 @@ def b_tune(run: RunArguments, first: FirstStageArguments, sel: SelectArguments, 
     layout = run.layout()
     variant = VARIANTS[hp.variant]
     suffix = sel.suffix()
-    selection = layout.select_dir(first.first_stage, suffix)
-    if not (selection / "diagnostics.json").is_file():
-        raise MissingStageError(
-            f"the selection{suffix or ''}", selection,
-            f"behaviorlm select --dataset {run.dataset} --preset {run.preset} --first-stage {first.first_stage} "
-            f"--strategy {sel.strategy} --per-class {sel.per_class} --confusion {sel.confusion}"
-            + (f" --max_pairs_per_rejected {sel.max_pairs_per_rejected}" if sel.max_pairs_per_rejected else ""),
-        )
-    if not layout.set_file(VALIDATION_SET).is_file():
-        raise MissingStageError("the data stage (its balanced validation set)", layout.set_file(VALIDATION_SET),
-                                f"behaviorlm data --dataset {run.dataset} --preset {run.preset}")
+    selection = layout.selection_done(first.first_stage, sel.selection(), suffix)
+    layout.require_data(layout.set_file(VALIDATION_SET))
     base = merge(run, first)
     pairs_report = selection / "diagnostics.json"
     if hp.variant == "sft_dpo":
