@@ -354,6 +354,15 @@ def test_samples_longer_than_the_training_cutoff_are_one_line_and_leave_nothing(
     assert lengths["cutoff_len"] == 1024 and 100 < max(lengths["longest_sample_tokens"].values()) <= 1024
 
 
+def test_a_data_stage_without_a_model_folder_has_its_lengths_checked_by_a_tune(tmp_path, tiny_model):
+    """Run before the backbone was converted, the data stage cannot count tokens; A-Tuning counts them before training."""
+    done = cli("data", "--preset", "smoke", cwd=tmp_path)  # the preset's model folder is not under this root
+    assert done.returncode == 0 and "lengths not checked" in done.stderr, done.stderr
+    trained = cli("a-tune", "--preset", "smoke", "--model", str(tiny_model), "--cutoff_len", "100", cwd=tmp_path)
+    one_line_error(trained, "without a model folder", "longer than the training cutoff of 100 tokens", ".jsonl row", "behaviorlm data")
+    assert not (tmp_path / "saves").exists() or not any((tmp_path / "saves").rglob("adapter_model.safetensors"))
+
+
 def test_cut_history_shortens_every_history_until_the_samples_fit_and_says_so(tmp_path, tiny_model):
     done = cli("data", "--preset", "smoke", "--model", str(tiny_model), "--max-prompt-tokens", "350", "--cut-history", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

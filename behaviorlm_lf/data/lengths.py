@@ -4,6 +4,8 @@ LlamaFactory cuts a training sequence longer than ``cutoff_len`` at the end: a p
 event, its candidates and its question, and the model trains on a history with no answer to give, without a word.
 Long behavior names or thousands of classes make such prompts, so the ``data`` stage counts the tokens of every
 sample (prompt, answer and the chat template's own) with the backbone's tokenizer and refuses sets that do not fit.
+A data stage run before its backbone was converted could not count them; A-Tuning then counts the sets it trains on
+(:func:`check_if_unchecked`), so no stage trains on cut prompts.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import json
+
 import yaml
 
+from ..extras.cache import MANIFEST
 from ..extras.errors import UserError
 from ..extras.fileio import read_jsonl
+from ..extras.layout import RunLayout
 from ..lf.run import CONFIG_DIR
 
 logger = logging.getLogger(__name__)
@@ -77,3 +83,16 @@ def check_sample_lengths(folder: Path, sets: tuple[str, ...], model_dir: str, cu
         )
     logger.info("longest sample %d tokens (%s), within the cutoff of %d", worst[0], worst[1], cutoff)
     return {"cutoff_len": cutoff, "longest_sample_tokens": longest}
+
+
+def check_if_unchecked(layout: RunLayout, sets: tuple[str, ...], model_dir: str, cutoff: int) -> None:
+    """Count ``sets`` against ``cutoff`` with ``model_dir``'s tokenizer if the data stage could not (it ran without a
+    model folder); the same one-line error when some do not fit."""
+    manifest = json.loads((layout.data_dir / MANIFEST).read_text(encoding="utf-8"))
+    if manifest["config"].get("lengths", {}).get("tokenizer") is None:
+        logger.info("the data stage ran without a model folder: checking %s against the cutoff of %d tokens now", sets, cutoff)
+        try:
+            check_sample_lengths(layout.data_dir, sets, model_dir, cutoff, layout.data_dir)
+        except SamplesTooLongError as err:
+            raise SamplesTooLongError(f"the data stage ran without a model folder, counted now: {err}; the flags are "
+                                      f"{layout.data_command()}'s", err.longest) from None

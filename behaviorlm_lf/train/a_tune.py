@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 
 from ..data.aux_corpus import BUILTIN_CORPUS, load_corpus, select_aux
+from ..data.lengths import check_if_unchecked, training_cutoff
 from ..extras.cache import run_stage
 from ..extras.fileio import read_jsonl, write_jsonl
 from ..extras.hardware import model_training_settings
@@ -69,6 +70,7 @@ def a_tune(run: RunArguments, first: FirstStageArguments, hp: ATuneArguments, tr
     train_set = train_set or first.first_stage
     layout.require_data(layout.set_file(train_set))
     model = run.layout().model_dir()
+    check_if_unchecked(layout, (train_set, "valid"), model, training_cutoff(hp.cutoff_len))
     out = layout.first_stage_dir(first.first_stage)
     aux_name, aux_stats = prepare_aux(layout, first, model, train_set)
     overrides = {
