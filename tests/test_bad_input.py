@@ -77,12 +77,13 @@ def convert(tmp_path: Path, text: str | bytes, name: str = "log.csv", *extra: st
         (HEADER + "u1,1709539200,home,News\n", ["row 1", "field 'time'", "epoch", "--time-unit"]),
         (HEADER + "u1,2024-03-04 08:00:00,home,News\nu1,2024-03-04T09:00:00-05:00,home,News\n", ["mix zoned", "row 1"]),
         (HEADER + 'u1,2024-03-04 08:00:00,home,"Two\nlines"\n', ["row 1", "field 'behavior'", "line break"]),
+        (HEADER + "u1,2024-03-04 08:00:00,home,Mu\u2028sic\n", ["row 1", "field 'behavior'", "line break"]),
         (HEADER + "u1,2024-03-04T08:00:00-05:00,home,News\nu1,2024-03-04T14:00:00Z,home,News\n", ["row 2", "mix UTC", "--assume"]),
         (HEADER + "u1,04-03-2024 08:00,home,News\nu1,05-03-2024 08:00,home,News\n", ["row 1", "either way round", "--time-format"]),
         (HEADER + "u1,04-03-2024 08:00,home,News\nu1,25-03-2024 08:00,home,News\n", ["row 2", "day-first", "--time-format"]),
     ],
     ids=["missing-column", "bad-time", "empty-value", "extra-field", "short-row", "empty", "header-only", "not-utf8",
-         "utc-marker", "epoch", "zone-mix", "newline-name", "utc-and-offsets", "day-month-ambiguous", "day-first"],
+         "utc-marker", "epoch", "zone-mix", "newline-name", "line-separator-name", "utc-and-offsets", "day-month-ambiguous", "day-first"],
 )
 def test_convert_input_errors_are_one_line_and_leave_nothing(tmp_path, text, words):
     result, path = convert(tmp_path, text)

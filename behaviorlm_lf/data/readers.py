@@ -26,7 +26,8 @@ from ..extras.errors import BadInputError
 logger = logging.getLogger(__name__)
 
 EVENT_COLUMNS = ["user", "time", "place", "behavior"]
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls and the Unicode line and paragraph separators: each would break a prompt's lines
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 CHUNK_ROWS = 1_000_000
 
 
