@@ -72,3 +72,21 @@ def test_only_runs_named_main_rows_and_writes_beside_the_whole_report(tmp_path):
         check_only(BenchmarkArguments(only=["Behaviorlm"]))
     with pytest.raises(UserError, match="--rows main"):
         check_only(BenchmarkArguments(only=["BehaviorLM"], rows="all"))
+
+
+@pytest.mark.slow
+def test_smoke_learning_curve_trains_each_point_in_its_own_sub_run_and_writes_under_the_root(tmp_path, tiny_model):
+    from conftest import smoke_run
+
+    from behaviorlm_lf.hparams import CurveArguments
+    from behaviorlm_lf.studies.learning_curve import learning_curve, preset_learning_rate
+
+    run = smoke_run(tmp_path, tiny_model)
+    report = learning_curve(run, for_preset(DataArguments, "smoke"), CurveArguments(sizes=[4, 8]), command="learning-curve")
+    assert report == tmp_path / "reports" / "learning_curve" / "learning_curve.md"
+    frame = pd.read_csv(report.with_suffix(".csv"))
+    assert sorted(zip(frame["method"], frame["samples"])) == [("A-Tuning", 4), ("A-Tuning", 8), ("Full fine-tuning", 4), ("Full fine-tuning", 8)]
+    assert (frame["overall_lo"] <= frame["overall"]).all() and (frame["overall"] <= frame["overall_hi"]).all()
+    points = sorted(p.parent.parent.name for p in run.layout().run_dir.glob("curve_*/*/adapter_model.safetensors"))
+    lr = f"{preset_learning_rate('smoke'):g}"
+    assert points == [f"curve_{s}_n{n}_lr{lr}" for s in ("all_train", "anchor_train") for n in (4, 8)], points

@@ -8,14 +8,12 @@ whichever table asks, so the demo and the benchmark share their cached evaluatio
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..extras.layout import MODELS_OF_A_RUN
 from ..hparams import BaselineArguments, BTuneArguments, FirstStageArguments, RunArguments, SelectArguments
-
-BASELINE_METHODS = typing.get_args(typing.get_type_hints(BaselineArguments)["method"])
+from ..hparams.eval_args import BASELINE_METHODS
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import ClassVar, Literal
 
+from ..extras.errors import UserError
 from .checks import check_range
 
 
@@ -56,3 +58,15 @@ class DataArguments:
         check_range(self, max_prompt_tokens=1, history_len=1, top_k=1, min_count=1, max_train=1, max_valid=1, max_natural_test=1,
                     balanced_per_class=1, valid_per_class=1, pool_per_class=1, sim_users=3, sim_days=1)
         check_range(self, low=0.0, high=1.0, anchor_threshold=None)
+        if self.grid_deg.lower() != "none":
+            try:
+                positive = float(self.grid_deg) > 0
+            except ValueError:
+                positive = False
+            if not positive:
+                raise UserError(f"--grid-deg {self.grid_deg!r}: must be a cell size in degrees above 0, or 'none'")
+        if self.time_format is not None:
+            try:  # a format strptime cannot read back what it writes is refused before the file is read
+                datetime.strptime(datetime(2024, 3, 4, 8, 5).strftime(self.time_format), self.time_format)
+            except ValueError as err:
+                raise UserError(f"--time-format {self.time_format!r}: {err}") from None

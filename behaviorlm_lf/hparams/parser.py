@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -13,11 +14,28 @@ from ..extras.errors import UserError
 from .presets import preset_overlay
 
 
-def _apply(parser: argparse.ArgumentParser, values: dict, known: set[str], source: str) -> None:
+def _as_flags(values: dict, known: set[str], source: str) -> list[str]:
+    """A config file's settings as command-line flags, so that argparse checks their types and choices as it checks
+    the command line's (a default set directly would reach the settings class unchecked)."""
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(f"{source}: unknown setting(s) {unknown}")
-    parser.set_defaults(**values)
+    flags = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            raise UserError(f"{source}: {key}: expected a value or a list, got a mapping")
+        if value is not None:
+            flags += [f"--{key}", *(map(str, value) if isinstance(value, list) else [str(value)])]
+    return flags
+
+
+def _raise_user_error(prefix: str):
+    """argparse's ``error`` as one :class:`UserError` line (it would print the usage, then exit)."""
+
+    def error(message: str):
+        raise UserError(f"{prefix}{message} (--help lists the flags)")
+
+    return error
 
 
 def parse(classes: tuple[type, ...], argv: list[str] | None = None, description: str | None = None, prog: str | None = None) -> tuple:
@@ -53,8 +71,15 @@ def parse(classes: tuple[type, ...], argv: list[str] | None = None, description:
     for cls in classes:
         overlay = preset_overlay(preset, cls.preset_key, variant)
         parser.set_defaults(**{key: value for key, value in overlay.items() if key in {f.name for f in dataclasses.fields(cls)}})
-    _apply(parser, from_file, known, str(first.config))
-    parsed = parser.parse_args_into_dataclasses(args=argv)
+    from_config = _as_flags(from_file, known, str(first.config))
+    parser.error = _raise_user_error(f"{first.config}: ")
+    _, left_over = parser.parse_known_args(from_config)  # the file's values alone, so that an error names the file
+    if left_over:
+        raise UserError(f"{first.config}: a list given for a setting of one value ({' '.join(left_over)!r} left over)")
+    parser.error = _raise_user_error("")
+    *parsed, unknown = parser.parse_args_into_dataclasses(args=[*from_config, *(sys.argv[1:] if argv is None else argv)], return_remaining_strings=True)
+    if unknown:
+        raise UserError(f"unknown flag or argument {' '.join(unknown)!r} (--help lists the flags)")
     return tuple(p for p in parsed if not isinstance(p, argparse.Namespace))
 
 

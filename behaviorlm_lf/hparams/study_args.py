@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from ..extras.errors import UserError
+from .checks import check_range
 from .eval_args import BASELINE_METHODS
 from .train_args import B_TUNE_VARIANTS, BTuneArguments
 
@@ -72,7 +73,14 @@ class CurveArguments:
     sizes: list[int] = field(default_factory=lambda: [250, 500, 1000, 2000], metadata={"help": "training samples per point"})
     learning_rates: list[float] = field(default_factory=list, metadata={"help": "extra A-Tuning peak learning rates"})
     lr_size: int = field(default=500, metadata={"help": "the size the extra learning rates train at"})
-    out: Path = field(default=Path("reports/learning_curve"), metadata={"help": "folder of learning_curve.{md,csv,png}"})
+    out: Path = field(default=Path("reports/learning_curve"), metadata={"help": "folder of learning_curve.{md,csv,png} (under --root when relative)"})
+
+    def __post_init__(self):
+        if not self.sizes or min(self.sizes) < 1:
+            raise UserError(f"--sizes {self.sizes}: each size is at least 1 training sample")
+        check_range(self, lr_size=1)
+        if any(lr <= 0 for lr in self.learning_rates):
+            raise UserError(f"--learning-rates {self.learning_rates}: each must be above 0")
 
 
 @dataclass

@@ -12,7 +12,7 @@ sets with 95% bootstrap intervals. The N samples are nested: the first N of
 one seeded permutation of the training set, so a larger N only adds samples.
 ``--learning-rates`` adds A-Tuning runs at other peak learning rates for one
 size (``--lr-size``). The data set is converted first with ``--max-train`` at
-least the largest size. Writes ``learning_curve.{md,csv,png}`` to ``--out``;
+least the largest size. Writes ``learning_curve.{md,csv,png}`` to ``--out`` (under ``--root`` when relative);
 every training and evaluation is a cached stage, so an interrupted run resumes.
 """
 
@@ -80,7 +80,7 @@ def run_curve(run: RunArguments, args: CurveArguments) -> pd.DataFrame:
         set_name, epsilon = CURVES[method]
         subset = nested_subset(layout, set_name, n)
         # each point is its own first stage: a sub-run per set, size and learning rate
-        point = dataclasses.replace(run, sub_run=f"curve/{subset}_lr{lr:g}")
+        point = dataclasses.replace(run, sub_run=f"curve_{subset}_lr{lr:g}")
         first = FirstStageArguments(first_stage=set_name, epsilon=epsilon)
         started = time.time()
         hp = dataclasses.replace(for_preset(ATuneArguments, run.preset), learning_rate=lr)
@@ -149,11 +149,12 @@ def learning_curve(run: RunArguments, data: DataArguments, args: CurveArguments,
         raise UserError(f"--max-train {data.max_train} is smaller than the largest size {max(args.sizes)}")
     convert(run, data)
     frame = run_curve(run, args)
+    out = args.out if args.out.is_absolute() else Path(run.root) / args.out
     vocabulary = run.layout().vocabulary()
     meta = {
         "date": date.today().isoformat(), "machine": machine_description(), "model": run.layout().model_dir(),
         "model_name": Path(run.layout().model_dir()).name, "dataset": run.dataset, "learning_rate": preset_learning_rate(run.preset),
         "natural_n": vocabulary["stats"]["set_sizes"]["test_natural"], "balanced_n": vocabulary["stats"]["set_sizes"]["test_balanced"],
     }
-    write_curve(frame, args.out, command, meta)
-    return args.out / "learning_curve.md"
+    write_curve(frame, out, command, meta)
+    return out / "learning_curve.md"
