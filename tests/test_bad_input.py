@@ -288,26 +288,35 @@ def test_epoch_seconds_are_read_with_time_unit_and_an_offset_column(tmp_path):
     ("command", "flag", "value", "allowed"),
     [("data", "--history_len", "0", "at least 1"), ("data", "--anchor_threshold", "2", "from 0.0 to 1.0"),
      ("a-tune", "--epsilon", "-1", "from 0.0 to 1.0"), ("a-tune", "--num_train_epochs", "-1", "above 0"),
-     ("select", "--per_class", "0", "at least 1"), ("select", "--lam", "5", "from 0.0 to 1.0"), ("data", "--seed", "-1", "at least 0")],
+     ("select", "--per_class", "0", "at least 1"), ("select", "--lam", "5", "from 0.0 to 1.0"), ("data", "--seed", "-1", "from 0"),
+     ("data", "--seed", "4294967296", "to 4294967295"), ("data", "--grid-deg", "abc", "above 0, or 'none'"),
+     ("data", "--time-format", "%Q-%H", "bad directive"), ("baseline", "--epochs", "0", "at least 1"),
+     ("benchmark", "--baselines", "lstm", "unknown baseline"), ("b-tune-study", "--baselines", "lstm", "unknown baseline"),
+     ("bench-score", "--n", "0", "at least 1"), ("learning-curve", "--sizes", "-5", "at least 1"),
+     ("data", "--seed", "abc", "invalid int value"), ("data", "--frobnicate", "1", "unknown flag"),
+     ("data", "mine.csv", "--cut-history", "unknown flag or argument")],
 )
 def test_a_setting_out_of_its_range_is_one_line_before_any_work(tmp_path, command, flag, value, allowed):
     """Checked where the setting is defined, before any model loads (--per_class 0 used to fail after 40 s of scoring)."""
     done = subprocess.run([sys.executable, "-m", "behaviorlm_lf", command, "--preset", "smoke", flag, value], cwd=tmp_path,
                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    one_line_error(done, flag, value, allowed)
+    one_line_error(done, flag, allowed, *([value] if flag.startswith("-") else []))  # or a stray argument
     assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
     ("text", "words"),
     [("a: [1,\n", ["not readable YAML", "line 2"]), ("- 1\n- 2\n", ["expected a mapping", "list"]),
-     ("nosuch: 1\n", ["unknown setting", "nosuch"])],
-    ids=["malformed", "not-a-mapping", "unknown-key"],
+     ("nosuch: 1\n", ["unknown setting", "nosuch"]), ("seed: 1.5\n", ["--seed", "invalid int value"]),
+     ("seed: [1, 2]\n", ["a list given for a setting of one value"]), ("preset: bogus\n", ["unknown preset", "bogus"]),
+     ("seed: {a: 1}\n", ["seed", "got a mapping"])],
+    ids=["malformed", "not-a-mapping", "unknown-key", "wrong-type", "list-for-one", "unknown-preset", "mapping-value"],
 )
 def test_a_bad_config_file_is_one_line_naming_it(tmp_path, text, words):
     (tmp_path / "run.yaml").write_text(text)
-    done = cli("data", "--preset", "smoke", "--config", "run.yaml", cwd=tmp_path)
-    assert "run.yaml" in one_line_error(done, *words)
+    done = cli("data", "--config", "run.yaml", cwd=tmp_path)
+    line = one_line_error(done, *words)
+    assert "run.yaml" in line or "unknown preset" in line
     assert [p.name for p in tmp_path.iterdir()] == ["run.yaml"]
 
 
@@ -375,3 +384,68 @@ def test_cut_history_shortens_every_history_until_the_samples_fit_and_says_so(tm
     assert vocabulary["history_len"] == lengths["history_len"]
     samples = pd.read_parquet(tmp_path / "data" / "default" / "test_natural.parquet")
     assert {len(h) for h in samples["hist_behavior"]} == {lengths["history_len"]}  # the baselines need one length
+
+
+@pytest.mark.parametrize(
+    ("rows", "extra", "words"),
+    [
+        ("".join(f"u{u},{1709539200000 + (d * 24 + h) * 3600000},home,{behavior(u, d, h)}\n" for u in range(6) for d in range(3) for h in range(8)),
+         ("--time-unit", "s", "--assume", "utc"), ["row 1", "beyond the year 2262", "--time-unit ms"]),
+        ("u1,2024-03-04T08:00:00+25:00,home,News\nu1,2024-03-04T09:00:00+25:00,home,News\n", (), ["row 1", "not a time-zone offset"]),
+        ('u1,2024-03-04 08:00:00,ho\0me,News\n', (), ["row 1", "NUL byte"]),
+        ("u1,2024-03-04T08:00:00-05:00,home,News,-300\n", ("--columns", "user=user,time=time,place=place,behavior=behavior,tz_offset=off"),
+         ["row 1", "carry their own offsets", "tz_offset"]),
+        ("u1,2024-03-04T08:00:00Z,home,News,100000\n", ("--columns", "user=user,time=time,place=place,behavior=behavior,tz_offset=off"),
+         ["row 1", "field 'off'", "not a time-zone offset"]),
+        (GOOD_ROWS, ("--min-count", "100000"), ["--min-count", "keeps 0 of 3 behaviors"]),
+        (GOOD_ROWS, ("--columns", "user=,time=time,place=place,behavior=behavior"), ["user= names no column"]),
+        (GOOD_ROWS, ("--columns", "user=user,user=time,time=time,place=place,behavior=behavior"), ["names user twice"]),
+    ],
+    ids=["milliseconds-as-seconds", "offset-25h", "nul-byte", "offsets-and-offset-column", "offset-column-huge",
+         "label-cut-keeps-nothing", "empty-column-name", "key-twice"],
+)
+def test_second_matrix_event_file_cases_are_one_line_and_leave_nothing(tmp_path, rows, extra, words):
+    header = HEADER.strip() + (",off\n" if "tz_offset=off" in " ".join(extra) else "\n")
+    one_line_error(convert(tmp_path, header + rows, "log.csv", "--anchor-threshold", "0.2", *extra)[0], *words)
+    nothing_left(tmp_path, "mine")
+
+
+def test_a_compact_timestamp_is_a_clock_time_not_an_offset(tmp_path):
+    """In 20240304-0800 the "-0800" is 08:00, not a zone offset (it used to be stripped, leaving midnight)."""
+    rows = "".join(f"u{u},2024030{4 + d}-{8 + h:02d}00,home,{behavior(u, d, h)}\n" for u in range(6) for d in range(3) for h in range(8))
+    result, _ = convert(tmp_path, HEADER + rows, "log.csv", "--anchor-threshold", "0.2")
+    assert result.returncode == 0, result.stderr
+    assert set(pd.read_parquet(tmp_path / "data" / "mine" / "train_events.parquet")["hour"]) == set(range(8, 16))
+
+
+def test_a_folder_or_file_in_the_way_of_an_output_is_one_line(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "default").write_text("mine")
+    one_line_error(cli("data", "--preset", "smoke", cwd=tmp_path), "data/default", "a file is where")
+    assert (tmp_path / "data" / "default").read_text() == "mine" and not (tmp_path / "dataset_info.json").exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "data").write_text("mine")
+    one_line_error(cli("data", "--preset", "smoke", cwd=other), "data", "a file is where")
+
+
+@pytest.mark.parametrize("kind, words", [("missing", ["no such model folder", "behaviorlm models"]), ("file", ["a file, not a model folder"]),
+                                         ("bad-config", ["config.json is not readable JSON"]), ("bad-weights", ["model.safetensors", "truncated"])])
+def test_a_model_that_is_missing_a_file_or_corrupt_is_one_line(tmp_path, tiny_model, kind, words):
+    import shutil
+
+    model = tmp_path / "model"
+    if kind == "file":
+        model.write_text("not a folder")
+    elif kind != "missing":
+        shutil.copytree(tiny_model, model)
+        (model / ("config.json" if kind == "bad-config" else "model.safetensors")).write_bytes(b"{oops" if kind == "bad-config" else b"\xff" * 64)
+    one_line_error(cli("eval", "--preset", "smoke", "--run", "base", "--model", str(model), cwd=tmp_path), "--model", *words)
+
+
+def test_predict_refuses_two_users_as_one_history_and_two_ways_of_giving_the_next_event(predict_root):
+    events = predict_root / "e.csv"
+    events.write_text("user,day,hour,place,behavior\na,Mon,7,home,News\nb,Mon,8,home,Music\n")
+    one_line_error(predict(predict_root, "--events", str(events), *NEXT), "2 users", "--next")
+    (predict_root / "next.csv").write_text("user,day,hour,place\na,Tue,8,home\n")
+    one_line_error(predict(predict_root, "--events", str(events), "--next", "next.csv", *NEXT), "--next", "--day --hour --place")

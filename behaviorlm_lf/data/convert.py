@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ..extras.cache import run_stage
 from ..extras.errors import BadInputError, UserError
 from ..extras.fileio import write_json
-from ..extras.layout import RunLayout
+from ..extras.layout import RunLayout, check_model_folder
 from ..hparams import DataArguments, RunArguments
 from ..hparams.presets import preset_overlay
 from ..lf.registry import entry, register
@@ -103,6 +103,17 @@ def parse_columns(text: str | None) -> dict[str, str]:
     bad = [p[0] for p in pairs if len(p) != 2 or p[0] not in allowed]
     if bad:
         raise UserError(f"--columns takes KEY=COLUMN pairs with KEY in {sorted(allowed)}; got {bad}")
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise UserError(f"--columns names {twice[0]} twice")
+    empty = [key for key, column in pairs if not column.strip() and key != "place"]
+    if empty:
+        raise UserError(f"--columns {empty[0]}= names no column (only place= may be empty: a log without places)")
+    columns = [column for _, column in pairs if column]
+    shared = sorted({column for column in columns if columns.count(column) > 1})
+    if shared:
+        raise UserError(f"--columns gives column {shared[0]!r} to two keys")
     return dict(pairs)
 
 
@@ -177,13 +188,16 @@ def convert(run: RunArguments, data: DataArguments) -> Path:
         inputs["events"] = check_file_source(source)
     elif source in KNOWN_SOURCES:
         inputs["events"] = shared_data(run.root) / KNOWN_SOURCES[source]["file"]
+        if not inputs["events"].is_file():
+            raise UserError(f"{source}: its events file {inputs['events']} is not there; the shared data folder is "
+                            "../shared/data beside the root folder, or BEHAVIORLM_SHARED_DATA=<folder>")
     stage_config = {"source": source, "columns": data.columns, "grid_deg": data.grid_deg, "time_unit": data.time_unit,
                     "time_format": data.time_format, "assume": data.assume, "sample": asdict(config)}
     if source == SIMULATED:
         stage_config["simulator"] = {"users": data.sim_users, "days": data.sim_days}
     cutoff = data.max_prompt_tokens or training_cutoff(preset_overlay(run.preset, "a_tune").get("cutoff_len"))
-    model = run.layout().model_dir() if run.model is not None else None
-    tokenizer = model if model is not None and Path(model).is_dir() else None
+    model = run.layout().model_path() if run.model is not None else None
+    tokenizer = str(check_model_folder(model)) if model is not None and model.is_dir() else None
     stage_config["lengths"] = {"cutoff_len": cutoff, "tokenizer": Path(tokenizer).name if tokenizer else None,
                                "cut_history": data.cut_history}
 

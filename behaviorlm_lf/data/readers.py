@@ -48,6 +48,7 @@ def _csv_chunks(path: Path, usecols: list[str], dtype: dict | None = None):
     if missing:
         raise BadInputError(path, f"missing column; the header has {list(header.columns)}", field=missing[0])
     try:
+        _check_no_nul(path)
         # No usecols: with it pandas silently accepts rows with extra fields.
         # Only an empty field is missing: "NA", "null" or "None" may be a real place or behavior.
         reader = pd.read_csv(path, dtype=dtype, chunksize=CHUNK_ROWS, encoding="utf-8", keep_default_na=False, na_values=[""])
@@ -64,6 +65,17 @@ def _csv_chunks(path: Path, usecols: list[str], dtype: dict | None = None):
         raise BadInputError(path, "not valid UTF-8 text", row=_first_bad_utf8_row(path)) from err
     except COMPRESSION_ERRORS as err:
         raise BadInputError(path, f"not a readable gzip file, truncated or corrupt ({err or type(err).__name__})") from err
+
+
+def _check_no_nul(path: Path, block: int = 1 << 20) -> None:
+    """A NUL byte is refused with its row: pandas' parser silently cuts the field there ("ho\\0me" is read "ho")."""
+    rows = 0
+    with _open_binary(path) as handle:
+        while chunk := handle.read(block):
+            at = chunk.find(b"\x00")
+            if at >= 0:
+                raise BadInputError(path, "a NUL byte in the text (a binary file, or a broken export?)", row=rows + chunk.count(b"\n", 0, at))
+            rows += chunk.count(b"\n")
 
 
 def _check_field_counts(path: Path, first_row: int, rows: int, expected: int) -> None:
@@ -119,6 +131,10 @@ UTC_MARK = re.compile(r"(?:Z|[+-]00:?00)$", re.IGNORECASE)
 # A date that starts with day and month in some order (04-03-2024, 4/3/24): pandas reads it month first.
 AMBIGUOUS_DATE = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.]\d{2,4}\b")
 OFFSET_MARK = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+# An offset follows a clock time (08:00-05:00); in 20240304-0800 the "-0800" is the time itself.
+CLOCK_TIME = re.compile(r"\d:\d\d")
+OFFSET_PARTS = re.compile(r"([+-])(\d{2}):?(\d{2})$")
+MIN_OFFSET_MINUTES, MAX_OFFSET_MINUTES = -12 * 60, 14 * 60  # the real time zones run from -12:00 to +14:00
 
 
 def _parse_time(
@@ -149,9 +165,15 @@ def _parse_time(
         if numbers.isna().any():
             at = int(np.argmax(numbers.isna().to_numpy()))
             raise BadInputError(path, f"not an epoch time in {time_unit}: {values.iloc[at]!r}", row=first_row + at, field=field)
-        parsed = pd.to_datetime(numbers, unit=time_unit)
+        try:
+            parsed = pd.to_datetime(numbers, unit=time_unit)
+        except (pd.errors.OutOfBoundsDatetime, OverflowError):
+            per_second = {"s": 1, "ms": 1e3}[time_unit]
+            at = int(np.argmax((numbers.abs() / per_second > pd.Timestamp.max.timestamp()).to_numpy()))
+            raise BadInputError(path, f"epoch time {values.iloc[at]!r} in {time_unit} is beyond the year 2262"
+                                + (" (milliseconds? pass --time-unit ms)" if time_unit == "s" else ""), row=first_row + at, field=field) from None
         return _from_utc(path, parsed, has_offset_column, assume, field, "epoch times are UTC")
-    zoned = text.str.contains(OFFSET_MARK)
+    zoned = text.str.contains(OFFSET_MARK) & text.str.contains(CLOCK_TIME)
     if zoned.any() and not zoned.all():
         with_zone, without = int(np.argmax(zoned.to_numpy())), int(np.argmax(~zoned.to_numpy()))
         raise BadInputError(
@@ -174,6 +196,15 @@ def _parse_time(
             )
     utc = bool(zoned.all() and marked_utc.all())
     if zoned.all() and not utc:
+        if has_offset_column:
+            raise BadInputError(path, f"timestamps carry their own offsets ({values.iloc[0]!r}): an offset column applies to "
+                                "UTC times only; drop tz_offset= from --columns", row=first_row, field=field)
+        parts = text.str.extract(OFFSET_PARTS)
+        minutes = np.where(parts[0] == "-", -1, 1) * (parts[1].astype(float) * 60 + parts[2].astype(float))
+        wrong = ((minutes < MIN_OFFSET_MINUTES) | (minutes > MAX_OFFSET_MINUTES) | (parts[2].astype(float) >= 60)).to_numpy()
+        if wrong.any():
+            at = int(np.argmax(wrong))
+            raise BadInputError(path, f"{values.iloc[at]!r}: not a time-zone offset (-12:00 to +14:00)", row=first_row + at, field=field)
         text = text.str.replace(OFFSET_MARK, "", regex=True)  # the written time is the local time
     elif utc:
         text = text.str.replace(OFFSET_MARK, "", regex=True)
@@ -277,6 +308,11 @@ def read_table(
             if offsets.isna().any():
                 at = int(np.argmax(offsets.isna().to_numpy()))
                 raise BadInputError(path, "offset is not a number of minutes", row=first_row + at, field=tz_offset_min)
+            beyond = ((offsets < MIN_OFFSET_MINUTES) | (offsets > MAX_OFFSET_MINUTES)).to_numpy()
+            if beyond.any():
+                at = int(np.argmax(beyond))
+                raise BadInputError(path, f"offset {raw[tz_offset_min].iloc[at]!r} minutes is not a time-zone offset "
+                                    f"({MIN_OFFSET_MINUTES} to +{MAX_OFFSET_MINUTES})", row=first_row + at, field=tz_offset_min)
             local = local + pd.to_timedelta(offsets, unit="min")
         chunks.append(
             pd.DataFrame(

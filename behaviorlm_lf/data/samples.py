@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..extras.errors import BadInputError
+from ..extras.errors import BadInputError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,10 @@ def filter_behaviors(events: pd.DataFrame, top_k: int | None, min_count: int | N
         keep = counts[counts >= min_count].index
     if top_k is not None:
         keep = keep[:top_k]
+    if len(keep) < 2 <= len(counts):  # a next-behavior task needs two candidates at least
+        cut = " and ".join(flag for flag, value in (("--min-count", min_count), ("--top-k", top_k)) if value is not None)
+        raise UserError(f"the label cut ({cut}) keeps {len(keep)} of {len(counts)} behaviors; the most frequent has "
+                        f"{counts.iloc[0]} events and a prediction needs two candidates at least")
     kept = events[events["behavior"].isin(keep)].reset_index(drop=True)
     kept["behavior"] = kept["behavior"].astype(str).astype("category")
     stats = {

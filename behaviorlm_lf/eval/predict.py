@@ -147,9 +147,16 @@ def predict(queries: list[dict], candidates: list[str], model: str, adapter: Pat
 def queries_from(args: PredictArguments, history_len: int) -> tuple[list[dict], pd.DataFrame]:
     """The queries to rank, and the events they were read from."""
     frame, source = read_recent_events(args.events)
+    given = [flag for flag, value in (("--day", args.day), ("--hour", args.hour), ("--place", args.place)) if value is not None]
+    if args.next is not None and given:
+        raise UserError(f"--next gives each user's next event; {' '.join(given)} would be ignored: give one or the other")
     if args.next is None:
-        if args.day is None or args.hour is None or args.place is None:
+        if len(given) < 3:
             raise UserError("give --day, --hour and --place of the next event (or --next FILE for batch mode)")
+        users = frame["user"].astype(str).str.strip().unique() if "user" in frame.columns else []
+        if len(users) > 1:
+            raise UserError(f"{source} holds the events of {len(users)} users, which would make one history: give one "
+                            "user's events, or --next FILE (user,day,hour,place) for one line per user")
         if CONTROL_CHARACTERS.search(args.place):
             raise UserError(f"--place {args.place!r}: a line break or control character would break the prompt")
         if not args.place.strip():

@@ -103,6 +103,8 @@ def run_stage(
     missing = [f"{key} ({path})" for key, path in inputs.items() if not Path(path).exists()]
     if missing:
         raise UserError(f"stage {name} cannot run: missing input {', '.join(missing)}")
+    if Path(output).exists() and not Path(output).is_dir():
+        raise UserError(f"{output}: a file is where the stage {name} writes its folder; move it away")
     hashed = {key: {"path": str(path), "sha256": sha256_path(path)} for key, path in sorted(inputs.items())}
     hashed |= {f"code:{m}": {"sha256": sha256_path(_source(m))} for m in code_closure(code)}
     identity = {"stage": name, "inputs": hashed, "config": config, "versions": versions()}

@@ -43,10 +43,10 @@ TOKENIZER = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
 
 def check_model_folder(folder: Path, flag: str = "--model") -> Path:
-    """``folder`` if it holds what loading needs (config.json, weights, a tokenizer), else one line saying what is
-    missing, before any stage loads it (transformers would fail later with a traceback)."""
-    if not folder.is_dir():
-        return folder  # a name the Hugging Face cache may resolve offline; loading reports it
+    """``folder`` if it holds what loading needs (a readable config.json, weights whose header reads, a tokenizer),
+    else one line saying what is wrong, before any stage loads it (transformers would fail later with a traceback)."""
+    if folder.is_file():
+        raise UserError(f"{flag} {folder}: a file, not a model folder")
     missing = [what for what, found in (
         ("config.json", (folder / "config.json").is_file()),
         ("weights (*.safetensors or pytorch_model*.bin)", any(any(folder.glob(pattern)) for pattern in WEIGHTS)),
@@ -54,8 +54,36 @@ def check_model_folder(folder: Path, flag: str = "--model") -> Path:
     ) if not found]
     if missing:
         raise UserError(f"{flag} {folder}: not a model folder, it has no {' and no '.join(missing)}")
+    try:
+        json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise UserError(f"{flag} {folder}: config.json is not readable JSON") from None
+    for weights in folder.glob("*.safetensors"):
+        if not _safetensors_header_reads(weights):
+            raise UserError(f"{flag} {folder}: {weights.name} is truncated or not a safetensors file")
     return folder
 
+
+def _safetensors_header_reads(path: Path) -> bool:
+    """Whether the file starts as safetensors does: an 8-byte length, then a JSON header of that length."""
+    with path.open("rb") as stream:
+        size = int.from_bytes(stream.read(8), "little")
+        if not 0 < size <= path.stat().st_size - 8:
+            return False
+        try:
+            return isinstance(json.loads(stream.read(size)), dict)
+        except (ValueError, UnicodeDecodeError):
+            return False
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether ``name`` is a Hugging Face model id whose config.json is in the local cache (loadable offline)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid model id (a path)
+        return False
 
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -231,12 +259,23 @@ class RunLayout:
     def models_dir(self) -> Path:
         return Path(self.root) / "models"
 
-    def model_dir(self) -> str:
-        """The backbone folder, checked; a relative preset path is found under ``root`` (where `models` converts it)."""
+    def model_path(self) -> Path:
+        """The backbone's folder, unchecked: ``model`` itself when absolute or present, else under ``root`` (where
+        `behaviorlm models` converts the presets' backbones)."""
         if self.model is None:
             raise UserError(f"preset {self.preset!r} names no model: pass --model (MODEL=<folder>)")
         path = Path(self.model)
-        return str(check_model_folder(path if path.is_absolute() or path.exists() else Path(self.root) / path))
+        return path if path.is_absolute() or path.exists() else Path(self.root) / path
+
+    def model_dir(self) -> str:
+        """The backbone folder, checked, or a Hugging Face model id found in the local cache."""
+        path = self.model_path()
+        if not path.exists() and not path.is_absolute() and _in_hub_cache(self.model):
+            return self.model
+        if not path.exists():
+            raise UserError(f"--model {path}: no such model folder (`behaviorlm models`, or make models, converts the "
+                            "presets' backbones; or pass --model <folder>)")
+        return str(check_model_folder(path))
 
     def first_stage_adapter(self, first_stage: str = "anchor_train") -> Path:
         """The first stage's adapter folder, or the error that says how to train it."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from .checks import check_plain_name
+from .checks import check_plain_name, check_range
 
 # The non-LLM baselines (eval/count_models.py, eval/sequence_models.py), by the name --method takes.
 BASELINE_METHODS = ("popularity", "context", "markov", "sasrec", "bert4rec")
@@ -38,6 +38,9 @@ class BaselineArguments:
         default="popularity", metadata={"help": "the baseline"}
     )
     epochs: int | None = field(default=None, metadata={"help": "the sequence models' maximum epochs (default 100)"})
+
+    def __post_init__(self):
+        check_range(self, epochs=1)
 
 
 @dataclass

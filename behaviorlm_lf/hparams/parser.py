@@ -29,6 +29,21 @@ def _as_flags(values: dict, known: set[str], source: str) -> list[str]:
     return flags
 
 
+def _check_alone(parser: argparse.ArgumentParser, flags: list[str], source: str) -> None:
+    """Parse a config file's flags alone (required flags may come from the command line), so that an error names the file."""
+    required = [action for action in parser._actions if action.required]
+    parser.error = _raise_user_error(f"{source}: ")
+    try:
+        for action in required:
+            action.required = False
+        _, left_over = parser.parse_known_args(flags)
+    finally:
+        for action in required:
+            action.required = True
+    if left_over:
+        raise UserError(f"{source}: a list given for a setting of one value ({' '.join(left_over)!r} left over)")
+
+
 def _raise_user_error(prefix: str):
     """argparse's ``error`` as one :class:`UserError` line (it would print the usage, then exit)."""
 
@@ -72,10 +87,8 @@ def parse(classes: tuple[type, ...], argv: list[str] | None = None, description:
         overlay = preset_overlay(preset, cls.preset_key, variant)
         parser.set_defaults(**{key: value for key, value in overlay.items() if key in {f.name for f in dataclasses.fields(cls)}})
     from_config = _as_flags(from_file, known, str(first.config))
-    parser.error = _raise_user_error(f"{first.config}: ")
-    _, left_over = parser.parse_known_args(from_config)  # the file's values alone, so that an error names the file
-    if left_over:
-        raise UserError(f"{first.config}: a list given for a setting of one value ({' '.join(left_over)!r} left over)")
+    if from_config:
+        _check_alone(parser, from_config, str(first.config))
     parser.error = _raise_user_error("")
     *parsed, unknown = parser.parse_args_into_dataclasses(args=[*from_config, *(sys.argv[1:] if argv is None else argv)], return_remaining_strings=True)
     if unknown:

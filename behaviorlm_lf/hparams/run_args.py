@@ -30,7 +30,7 @@ class RunArguments:
 
     def __post_init__(self):
         check_plain_name("--dataset", self.dataset)
-        check_range(self, seed=0)
+        check_range(self, high=2**32 - 1, seed=0)  # numpy's and torch's seeds are 32-bit
         if self.sub_run:
             check_plain_name("--sub_run", self.sub_run)
 

@@ -27,6 +27,23 @@ class BenchmarkArguments:
     # the corpus of every row that mixes one in; the same flag and meaning as a-tune's
     aux: Path | None = field(default=None, metadata={"help": "alpaca or sharegpt file (default: the built-in corpus)"})
 
+    def __post_init__(self):
+        check_baselines(self.baselines)
+        if not self.seeds or min(self.seeds) < 0 or max(self.seeds) >= 2**32:
+            raise UserError(f"--seeds {self.seeds}: each seed from 0 to 2**32 - 1")
+        if min(self.f_values, default=1) < 1:
+            raise UserError(f"--f-values {self.f_values}: each F is at least 1")
+        if not all(0 <= e <= 1 for e in self.epsilons):
+            raise UserError(f"--epsilons {self.epsilons}: each from 0 to 1")
+        if not all(0 < t < 1 for t in self.thresholds):
+            raise UserError(f"--thresholds {self.thresholds}: each above 0 and below 1")
+
+
+def check_baselines(baselines: list[str]) -> None:
+    unknown = [b for b in baselines if b not in BASELINE_METHODS]
+    if unknown:
+        raise UserError(f"--baselines: unknown baseline {unknown[0]!r}; choose from {list(BASELINE_METHODS)}")
+
 
 @dataclass
 class StudyArguments:
@@ -43,6 +60,7 @@ class StudyArguments:
         unknown = [v for v in self.variants if v not in B_TUNE_VARIANTS]
         if unknown:
             raise UserError(f"--variants: unknown variant {unknown[0]!r}; choose from {list(B_TUNE_VARIANTS)}")
+        check_baselines(self.baselines)
         self.changes()
 
     def changes(self) -> dict[str, dict]:
@@ -89,6 +107,9 @@ class BenchTrainArguments:
     sft_steps: int = field(default=10, metadata={"help": "A-Tuning steps per run"})
     dpo_steps: int = field(default=6, metadata={"help": "B-Tuning steps per run"})
 
+    def __post_init__(self):
+        check_range(self, sft_steps=1, dpo_steps=1)
+
 
 @dataclass
 class BenchScoreArguments:
@@ -97,6 +118,9 @@ class BenchScoreArguments:
     sets: list[str] = field(default_factory=lambda: ["test_natural", "test_balanced"], metadata={"help": "sets to score"})
     n: int | None = field(default=None, metadata={"help": "at most this many prompts per set (default: all)"})
     batch_size: int = field(default=8, metadata={"help": "prompts per forward pass"})
+
+    def __post_init__(self):
+        check_range(self, n=1, batch_size=1)
 
 
 @dataclass
