@@ -64,6 +64,9 @@ def user_errors_exit(main: Callable) -> Callable:
         except (PermissionError, IsADirectoryError, NotADirectoryError) as err:  # a folder the user cannot write
             print(f"error: {err.filename}: {err.strerror}", file=sys.stderr)
             raise SystemExit(2) from None
+        except KeyboardInterrupt:  # Ctrl-C: the cleanup handlers have run on the way out
+            print("error: stopped by SIGINT; nothing half-written is kept, rerun the command to resume", file=sys.stderr)
+            raise SystemExit(128 + signal.SIGINT) from None
         except FileExistsError as err:  # most often a file where an output folder goes
             what = "a file is where an output folder goes; move it away" if os.path.isfile(err.filename or "") else err.strerror
             print(f"error: {err.filename}: {what}", file=sys.stderr)
