@@ -92,7 +92,9 @@ def _processes_naming(text: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_sigterm_ends_the_llamafactory_child_removes_the_temporary_folder_and_a_rerun_resumes(tmp_path, tiny_model):
+@pytest.mark.parametrize("stop", ["SIGTERM", "Ctrl-C"])
+def test_a_stop_ends_the_llamafactory_child_removes_the_temporary_folder_and_a_rerun_resumes(tmp_path, tiny_model, stop):
+    """SIGTERM to the stage, or Ctrl-C (SIGINT to the terminal's whole process group, the child included)."""
     import os
     import signal
     import subprocess
@@ -102,16 +104,21 @@ def test_sigterm_ends_the_llamafactory_child_removes_the_temporary_folder_and_a_
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     common = ["--preset", "smoke", "--model", str(tiny_model), "--root", str(tmp_path)]
     subprocess.run([sys.executable, "-m", "behaviorlm_lf", "data", *common], env=env, check=True, capture_output=True)
-    stage = subprocess.Popen([sys.executable, "-m", "behaviorlm_lf", "a-tune", *common], env=env, stderr=subprocess.PIPE, text=True)
+    stage = subprocess.Popen([sys.executable, "-m", "behaviorlm_lf", "a-tune", *common], env=env, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
     for line in stage.stderr:  # LlamaFactory has started once the stage logs its command line
         if "running:" in line:
             break
     time.sleep(5)
     assert _processes_naming(str(tmp_path / "saves")), "no LlamaFactory child to stop"
-    stage.send_signal(signal.SIGTERM)
+    sent = signal.SIGTERM if stop == "SIGTERM" else signal.SIGINT
+    if stop == "SIGTERM":
+        stage.send_signal(sent)
+    else:
+        os.killpg(stage.pid, sent)
     rest = stage.stderr.read()
-    assert stage.wait(timeout=60) == 128 + signal.SIGTERM
-    assert "error: stopped by SIGTERM" in rest and "Traceback" not in rest
+    assert stage.wait(timeout=60) == 128 + sent
+    assert f"error: stopped by {sent.name}" in rest and "Traceback" not in rest
     assert not _processes_naming(str(tmp_path / "saves")), "the LlamaFactory child outlived its stage"
     saves = tmp_path / "saves" / "default" / "smoke"
     assert not list(saves.glob("*.tmp-*")) and not (saves / "a_tune").exists()
