@@ -449,3 +449,12 @@ def test_predict_refuses_two_users_as_one_history_and_two_ways_of_giving_the_nex
     one_line_error(predict(predict_root, "--events", str(events), *NEXT), "2 users", "--next")
     (predict_root / "next.csv").write_text("user,day,hour,place\na,Tue,8,home\n")
     one_line_error(predict(predict_root, "--events", str(events), "--next", "next.csv", *NEXT), "--next", "--day --hour --place")
+
+
+def test_a_candidate_list_over_the_cutoff_is_refused_before_any_set_is_rendered(tmp_path, tiny_model):
+    """Thousands of behaviors made every prompt over the cutoff; the data stage rendered and counted for minutes first."""
+    rows = "".join(f"u{u},2024-03-{4 + i // 24:02d} {i % 24:02d}:00:00,home,{'News' if i % 2 else f'behavior number {(u * 97 + i) % 400}'}\n"
+                   for u in range(6) for i in range(200))
+    done = convert(tmp_path, HEADER + rows, "log.csv", "--model", str(tiny_model), "--history-len", "5", "--cut-history")[0]
+    one_line_error(done, "candidate list of ", " behaviors alone", "over the training cutoff of 1024", "--top-k")
+    nothing_left(tmp_path, "mine")

@@ -32,7 +32,7 @@ from ..extras.layout import RunLayout, check_model_folder
 from ..hparams import DataArguments, RunArguments
 from ..hparams.presets import preset_overlay
 from ..lf.registry import entry, register
-from .lengths import SamplesTooLongError, check_sample_lengths, training_cutoff
+from .lengths import SamplesTooLongError, check_candidate_list, check_sample_lengths, training_cutoff
 from .prompts import TEMPLATE_DIR, PromptRenderer, draw_templates
 from .readers import read_foursquare, read_placelab, read_table
 from .samples import SETS, SampleConfig, SampleSets, build_sample_sets, sample_frame
@@ -211,7 +211,10 @@ def convert(run: RunArguments, data: DataArguments) -> Path:
     def write_fitting_sets(events, where: str, fitted: SampleConfig, tmp: Path) -> dict:
         """The sets, their samples checked against the cutoff; with --cut-history, L shortened until they fit."""
         while True:
-            stats = write_sets(build_sample_sets(events, fitted, source=where), fitted, tmp)
+            sets = build_sample_sets(events, fitted, source=where)
+            if tokenizer is not None:
+                check_candidate_list(sorted(sets.events.behaviors), tokenizer, cutoff)
+            stats = write_sets(sets, fitted, tmp)
             if tokenizer is None:
                 logger.warning("no model folder yet (%s): sample lengths not checked against the cutoff of %d tokens", model, cutoff)
                 return stats

@@ -52,6 +52,22 @@ def _template_tokens(tokenizer) -> int:
     return max(0, len(ids) - len(tokenizer("x", add_special_tokens=False)["input_ids"]) - len(tokenizer("y", add_special_tokens=False)["input_ids"]))
 
 
+def check_candidate_list(candidates: list[str], model_dir: str, cutoff: int) -> None:
+    """Before any set is rendered: every prompt lists every candidate, so a list over ``cutoff`` alone (thousands of
+    behaviors, long names) is refused at once, not after minutes of rendering and counting."""
+    from transformers import AutoTokenizer
+
+    from .prompts import PromptRenderer
+
+    tokens = len(AutoTokenizer.from_pretrained(model_dir)(PromptRenderer(candidates).candidates, add_special_tokens=False)["input_ids"])
+    if tokens > cutoff:
+        raise SamplesTooLongError(
+            f"the candidate list of {len(candidates)} behaviors alone is {tokens} tokens, over the training cutoff of "
+            f"{cutoff}, and every prompt lists it: keep fewer behaviors (--top-k, --min-count) or shorter names, or a larger "
+            "--max-prompt-tokens with the same --cutoff_len for a-tune and b-tune", tokens,
+        )
+
+
 def check_sample_lengths(folder: Path, sets: tuple[str, ...], model_dir: str, cutoff: int, shown_as: Path) -> dict:
     """Tokens of each set's longest sample; a :class:`UserError` naming the count over ``cutoff`` and the longest
     (``folder`` is the stage's temporary folder, ``shown_as`` the data folder it becomes)."""
