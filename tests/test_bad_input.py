@@ -293,6 +293,7 @@ def test_epoch_seconds_are_read_with_time_unit_and_an_offset_column(tmp_path):
      ("data", "--time-format", "%Q-%H", "bad directive"), ("baseline", "--epochs", "0", "at least 1"),
      ("benchmark", "--baselines", "lstm", "unknown baseline"), ("b-tune-study", "--baselines", "lstm", "unknown baseline"),
      ("bench-score", "--n", "0", "at least 1"), ("learning-curve", "--sizes", "-5", "at least 1"),
+     ("a-tune", "--epsilon", "nan", "not a number"), ("b-tune", "--learning_rate", "inf", "finite number above 0"),
      ("data", "--seed", "abc", "invalid int value"), ("data", "--frobnicate", "1", "unknown flag"),
      ("data", "mine.csv", "--cut-history", "unknown flag or argument")],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from ..extras.errors import UserError
@@ -18,6 +19,8 @@ def check_range(settings, low: float | None = None, high: float | None = None, *
         if value is None:
             continue
         floor = low if minimum is None else minimum
+        if value != value:  # NaN passes every comparison
+            raise UserError(f"--{name} {value}: not a number")
         if (floor is not None and value < floor) or (high is not None and value > high):
             allowed = f"from {floor} to {high}" if high is not None else f"at least {floor}"
             raise UserError(f"--{name} {value}: must be {allowed}")
@@ -27,8 +30,8 @@ def check_positive(settings, *names: str) -> None:
     """Each of ``names`` above 0 where it is set."""
     for name in names:
         value = getattr(settings, name)
-        if value is not None and not value > 0:
-            raise UserError(f"--{name} {value}: must be above 0")
+        if value is not None and not 0 < value < math.inf:
+            raise UserError(f"--{name} {value}: must be a finite number above 0")
 
 
 def check_plain_name(flag: str, value: str) -> str:
