@@ -309,7 +309,7 @@ def test_a_setting_out_of_its_range_is_one_line_before_any_work(tmp_path, comman
     ("text", "words"),
     [("a: [1,\n", ["not readable YAML", "line 2"]), ("- 1\n- 2\n", ["expected a mapping", "list"]),
      ("nosuch: 1\n", ["unknown setting", "nosuch"]), ("seed: 1.5\n", ["--seed", "invalid int value"]),
-     ("seed: [1, 2]\n", ["a list given for a setting of one value"]), ("preset: bogus\n", ["unknown preset", "bogus"]),
+     ("seed: [1, 2]\n", ["seed: takes one value, got a list"]), ("preset: bogus\n", ["unknown preset", "bogus"]),
      ("seed: {a: 1}\n", ["seed", "got a mapping"])],
     ids=["malformed", "not-a-mapping", "unknown-key", "wrong-type", "list-for-one", "unknown-preset", "mapping-value"],
 )

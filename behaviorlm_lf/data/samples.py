@@ -204,7 +204,7 @@ def _split_events(user, position, lengths, starts, config: SampleConfig, source:
         eligible = np.flatnonzero(lengths > config.history_len)
         if len(eligible) < 3:
             raise BadInputError(
-                source, f"only {len(eligible)} users have enough events to split 8:1:1 by user; use split_by='time'", field="user"
+                source, f"only {len(eligible)} users have enough events to split 8:1:1 by user; split by time instead (--split-by time)", field="user"
             )
         order = np.random.default_rng(config.seed).permutation(eligible)
         n_train = max(1, int(round(0.8 * len(order))))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
 import sys
 import threading
@@ -62,7 +63,8 @@ def user_errors_exit(main: Callable) -> Callable:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
         except (PermissionError, IsADirectoryError, NotADirectoryError) as err:  # a folder the user cannot write
-            print(f"error: {err.filename}: {err.strerror}", file=sys.stderr)
+            # named as the output it was to become: the temporary sibling (atomic_output's) is gone already
+            print(f"error: {re.sub(r'[.]tmp-[0-9]+', '', str(err.filename))}: {err.strerror}", file=sys.stderr)
             raise SystemExit(2) from None
         except KeyboardInterrupt:  # Ctrl-C: the cleanup handlers have run on the way out
             print("error: stopped by SIGINT; nothing half-written is kept, rerun the command to resume", file=sys.stderr)

@@ -14,7 +14,7 @@ from ..extras.errors import UserError
 from .presets import preset_overlay
 
 
-def _as_flags(values: dict, known: set[str], source: str) -> list[str]:
+def _as_flags(parser: argparse.ArgumentParser, values: dict, known: set[str], source: str) -> list[str]:
     """A config file's settings as command-line flags, so that argparse checks their types and choices as it checks
     the command line's (a default set directly would reach the settings class unchecked)."""
     unknown = sorted(set(values) - known)
@@ -24,6 +24,9 @@ def _as_flags(values: dict, known: set[str], source: str) -> list[str]:
     for key, value in values.items():
         if isinstance(value, dict):
             raise UserError(f"{source}: {key}: expected a value or a list, got a mapping")
+        action = parser._option_string_actions.get(f"--{key}")
+        if isinstance(value, list) and action is not None and action.nargs not in ("+", "*"):
+            raise UserError(f"{source}: {key}: takes one value, got a list")
         if value is not None:
             flags += [f"--{key}", *(map(str, value) if isinstance(value, list) else [str(value)])]
     return flags
@@ -36,12 +39,10 @@ def _check_alone(parser: argparse.ArgumentParser, flags: list[str], source: str)
     try:
         for action in required:
             action.required = False
-        _, left_over = parser.parse_known_args(flags)
+        parser.parse_known_args(flags)
     finally:
         for action in required:
             action.required = True
-    if left_over:
-        raise UserError(f"{source}: a list given for a setting of one value ({' '.join(left_over)!r} left over)")
 
 
 def _raise_user_error(prefix: str):
@@ -86,7 +87,7 @@ def parse(classes: tuple[type, ...], argv: list[str] | None = None, description:
     for cls in classes:
         overlay = preset_overlay(preset, cls.preset_key, variant)
         parser.set_defaults(**{key: value for key, value in overlay.items() if key in {f.name for f in dataclasses.fields(cls)}})
-    from_config = _as_flags(from_file, known, str(first.config))
+    from_config = _as_flags(parser, from_file, known, str(first.config))
     if from_config:
         _check_alone(parser, from_config, str(first.config))
     parser.error = _raise_user_error("")

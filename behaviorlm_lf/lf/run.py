@@ -91,8 +91,11 @@ def run_llamafactory(
             raise
         returncode = os.waitstatus_to_exitcode(status)
         process.returncode = returncode
-    if returncode != 0:
-        raise UserError(f"llamafactory-cli {command} failed with exit code {returncode}; see {output_dir / 'llamafactory.log'}")
+    if returncode != 0:  # the stage removes its temporary folder: the log is kept beside the output it was to become
+        final = Path(final_dir or output_dir)
+        kept_log = final.with_name(f"{final.name}.failed-llamafactory.log")
+        shutil.copyfile(output_dir / "llamafactory.log", kept_log)
+        raise UserError(f"llamafactory-cli {command} failed with exit code {returncode} (its output is above); its log: {kept_log}")
     running.unlink()
     for checkpoint in [] if keep_checkpoints else output_dir.glob("checkpoint-*"):
         shutil.rmtree(checkpoint)
