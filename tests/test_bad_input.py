@@ -356,13 +356,14 @@ def test_a_model_folder_without_weights_or_tokenizer_is_one_line_before_loading(
 
 def test_samples_longer_than_the_training_cutoff_are_one_line_and_leave_nothing(tmp_path, tiny_model):
     """LlamaFactory would cut them inside the history; the data stage counts them with the backbone's tokenizer."""
-    done = cli("data", "--preset", "smoke", "--model", str(tiny_model), "--max-prompt-tokens", "100", cwd=tmp_path)
-    line = one_line_error(done, "longer than the training cutoff of 100 tokens", "row", "--history-len", "--cut-history")
+    # 200: above the candidate list's own 104 tokens (a list over the cutoff is refused first), below the samples
+    done = cli("data", "--preset", "smoke", "--model", str(tiny_model), "--max-prompt-tokens", "200", cwd=tmp_path)
+    line = one_line_error(done, "longer than the training cutoff of 200 tokens", "row", "--history-len", "--cut-history")
     assert "data/default/" in line and ".jsonl row" in line  # the data folder it would have been, not the temporary one
     assert not (tmp_path / "data" / "default").exists() and not list((tmp_path / "data").glob("default.tmp-*"))
     assert cli("data", "--preset", "smoke", "--model", str(tiny_model), cwd=tmp_path).returncode == 0
     lengths = json.loads((tmp_path / "data" / "default" / "manifest.json").read_text())["result"]["lengths"]
-    assert lengths["cutoff_len"] == 1024 and 100 < max(lengths["longest_sample_tokens"].values()) <= 1024
+    assert lengths["cutoff_len"] == 1024 and 200 < max(lengths["longest_sample_tokens"].values()) <= 1024
 
 
 def test_a_data_stage_without_a_model_folder_has_its_lengths_checked_by_a_tune(tmp_path, tiny_model):

@@ -102,7 +102,7 @@ def test_label_set_without_tail_or_anchor_is_an_error(events):
 
 def test_too_few_users_for_a_user_split_suggests_time_split(events):
     two = events[events["user"].isin(["u0000", "u0001"])]
-    with pytest.raises(BadInputError, match="split_by='time'"):
+    with pytest.raises(BadInputError, match="--split-by time"):
         build_sample_sets(two, SampleConfig())
     sets = build_sample_sets(two, SampleConfig(split_by="time", anchor_threshold=0.02))
     assert all(len(sets.sets[name]) for name in ("all_train", "valid", "test_natural"))
