@@ -10,10 +10,9 @@ A data stage run before its backbone was converted could not count them; A-Tunin
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-
-import json
 
 import yaml
 
